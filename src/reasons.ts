@@ -1,0 +1,144 @@
+// The closed vocabularies. Every value here is a Prometheus label value, a log
+// field and a span attribute; the README tables are checked against this file
+// by test/reasons.test.ts. Add values; never rename them.
+
+export const Mechanism = {
+  session: 'session',
+  jwt: 'jwt',
+  none: 'none',
+} as const
+export type Mechanism = (typeof Mechanism)[keyof typeof Mechanism]
+
+export const Outcome = {
+  allowed: 'allowed',
+  denied: 'denied',
+  error: 'error',
+} as const
+export type Outcome = (typeof Outcome)[keyof typeof Outcome]
+
+/** Why a session cookie did not yield a session. */
+export const SessionReason = {
+  no_cookie: 'no_cookie',
+  cross_site_no_cookie: 'cross_site_no_cookie',
+  cookie_name_mismatch: 'cookie_name_mismatch',
+  malformed_cookie: 'malformed_cookie',
+  bad_signature: 'bad_signature',
+  session_not_found: 'session_not_found',
+  session_expired: 'session_expired',
+  user_not_found: 'user_not_found',
+} as const
+export type SessionReason = (typeof SessionReason)[keyof typeof SessionReason]
+
+/** Why a bearer JWT was rejected. */
+export const JwtReason = {
+  malformed: 'malformed',
+  alg_not_allowed: 'alg_not_allowed',
+  kid_unknown: 'kid_unknown',
+  bad_signature: 'bad_signature',
+  expired: 'expired',
+  not_yet_valid: 'not_yet_valid',
+  issuer_mismatch: 'issuer_mismatch',
+  audience_mismatch: 'audience_mismatch',
+} as const
+export type JwtReason = (typeof JwtReason)[keyof typeof JwtReason]
+
+/** Neither credential was presented on a protected route. */
+export const NoCredentialReason = {
+  no_credentials: 'no_credentials',
+} as const
+
+/** 401s produced by better-auth endpoints (source="auth") that are not session reasons. */
+export const AuthReason = {
+  invalid_credentials: 'invalid_credentials',
+  auth_rejected: 'auth_rejected',
+} as const
+
+/** 401s produced by the upstream API (source="upstream"). */
+export const UpstreamRejectReason = {
+  upstream_rejected: 'upstream_rejected',
+} as const
+
+/** Every value that `authgw_unauthorized_total{reason}` may carry. */
+export const UnauthorizedReason = {
+  ...SessionReason,
+  ...JwtReason,
+  ...NoCredentialReason,
+  ...AuthReason,
+  ...UpstreamRejectReason,
+} as const
+export type UnauthorizedReason = (typeof UnauthorizedReason)[keyof typeof UnauthorizedReason]
+
+/** Infrastructure failures while deciding: answered 503, never 401. */
+export const UnavailableReason = {
+  store_unavailable: 'store_unavailable',
+  jwks_unavailable: 'jwks_unavailable',
+} as const
+export type UnavailableReason = (typeof UnavailableReason)[keyof typeof UnavailableReason]
+
+export const UnauthorizedSource = {
+  gateway: 'gateway',
+  auth: 'auth',
+  upstream: 'upstream',
+} as const
+export type UnauthorizedSource = (typeof UnauthorizedSource)[keyof typeof UnauthorizedSource]
+
+export const UpstreamFailureReason = {
+  timeout: 'timeout',
+  connect_error: 'connect_error',
+  reset: 'reset',
+  bad_response: 'bad_response',
+} as const
+export type UpstreamFailureReason = (typeof UpstreamFailureReason)[keyof typeof UpstreamFailureReason]
+
+export const TokenKind = { jwt: 'jwt', session: 'session' } as const
+export type TokenKind = (typeof TokenKind)[keyof typeof TokenKind]
+
+export const TokenVia = {
+  token_endpoint: 'token_endpoint',
+  jwt_header: 'jwt_header',
+  gateway_exchange: 'gateway_exchange',
+  sign_in: 'sign_in',
+  sign_up: 'sign_up',
+} as const
+export type TokenVia = (typeof TokenVia)[keyof typeof TokenVia]
+
+export const TokenIssueFailureReason = {
+  no_session: 'no_session',
+  signing_failed: 'signing_failed',
+  store_unavailable: 'store_unavailable',
+} as const
+export type TokenIssueFailureReason = (typeof TokenIssueFailureReason)[keyof typeof TokenIssueFailureReason]
+
+export const SignInOutcome = { success: 'success', failure: 'failure' } as const
+export type SignInOutcome = (typeof SignInOutcome)[keyof typeof SignInOutcome]
+
+export const SignInMethod = { email: 'email' } as const
+
+/** `reason` on sign-in attempts; `none` for successes. */
+export const SignInReason = {
+  none: 'none',
+  invalid_credentials: 'invalid_credentials',
+  rate_limited: 'rate_limited',
+  origin_rejected: 'origin_rejected',
+  invalid_request: 'invalid_request',
+  store_unavailable: 'store_unavailable',
+  error: 'error',
+} as const
+export type SignInReason = (typeof SignInReason)[keyof typeof SignInReason]
+
+export const JwksRefreshOutcome = { success: 'success', failure: 'failure', suppressed: 'suppressed' } as const
+export type JwksRefreshOutcome = (typeof JwksRefreshOutcome)[keyof typeof JwksRefreshOutcome]
+
+export const DbOperation = {
+  session_lookup: 'session_lookup',
+  token_mint: 'token_mint',
+  health_check: 'health_check',
+  migrate: 'migrate',
+  pool: 'pool',
+} as const
+export type DbOperation = (typeof DbOperation)[keyof typeof DbOperation]
+
+export const RateLimitReason = { rate_limited: 'rate_limited' } as const
+
+export const valuesOf = <T extends Record<string, string>>(o: T): Array<T[keyof T]> =>
+  Object.values(o) as Array<T[keyof T]>
