@@ -350,7 +350,7 @@ let renderQueue: Promise<unknown> = Promise.resolve()
 
 /** prom-client accepts exemplars only on metrics created in an OpenMetrics registry. */
 export function createRegistry(): Registry {
-  return new Registry(OPENMETRICS) as Registry
+  return new (Registry as unknown as new (contentType: string) => Registry)(OPENMETRICS)
 }
 
 /**
@@ -364,11 +364,11 @@ export function renderMetrics(registry: Registry, accept: string | undefined): P
   const run = async () => {
     const metrics = registry.getMetricsAsArray() as unknown as Array<{ name: string }>
     const names = metrics.map((m) => m.name)
-    registry.setContentType(contentType as typeof OPENMETRICS)
+    setContentType(registry, contentType)
     try {
       return { body: await registry.metrics(), contentType }
     } finally {
-      registry.setContentType(OPENMETRICS)
+      setContentType(registry, OPENMETRICS)
       metrics.forEach((m, i) => {
         m.name = names[i] as string
       })
@@ -377,4 +377,9 @@ export function renderMetrics(registry: Registry, accept: string | undefined): P
   const result = renderQueue.then(run, run)
   renderQueue = result.catch(() => undefined)
   return result
+}
+
+// The typings pin a registry to the content type it was declared with.
+function setContentType(registry: Registry, contentType: string): void {
+  ;(registry as unknown as { setContentType(c: string): void }).setContentType(contentType)
 }
