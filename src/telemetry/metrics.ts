@@ -67,7 +67,9 @@ export type ConfigInfoLabels = {
 
 export type Exemplar = { trace_id: string } | undefined
 
-export function createMetrics(registry: Registry, info: { config: ConfigInfoLabels; version: string }) {
+export type PoolStats = { total: number; idle: number; waiting: number }
+
+export function createMetrics(registry: Registry, info: { config: ConfigInfoLabels; version: string; poolStats?: () => PoolStats }) {
   collectDefaultMetrics({ register: registry, prefix: 'authgw_' })
   // These three are gauges with a `_total` suffix, which `promtool check metrics` rejects.
   for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
@@ -162,6 +164,13 @@ export function createMetrics(registry: Registry, info: { config: ConfigInfoLabe
     help: 'PostgreSQL pool connections, by state.',
     labelNames: ['state'] as const,
     registers: [registry],
+    collect() {
+      const stats = info.poolStats?.()
+      if (stats === undefined) return
+      this.set({ state: 'total' }, stats.total)
+      this.set({ state: 'idle' }, stats.idle)
+      this.set({ state: 'waiting' }, stats.waiting)
+    },
   })
   const dbErrors = new Counter({
     name: MetricName.dbErrors,

@@ -1,0 +1,87 @@
+// The better-auth instance: PostgreSQL through the injected pg.Pool,
+// email + password, the jwt plugin with pinned issuer/audience/algorithm.
+// See ../shared/notes/better-auth.md for why each option is set this way.
+import { betterAuth } from 'better-auth'
+import { jwt } from 'better-auth/plugins'
+import type { Pool } from 'pg'
+import type { Logger } from 'pino'
+import type { ResolvedConfig } from '../config/load.ts'
+
+/** The header better-auth reads the client IP from; clients' own copies are stripped. */
+export const CLIENT_IP_HEADER = 'x-gateway-client-ip'
+export const AUTH_BASE_PATH = '/api/auth'
+
+export type AuthHooks = {
+  /** A session row was deleted (sign-out, revocation, expiry clean-up). */
+  onSessionDeleted?: (session: { id: string; token: string }) => void
+}
+
+type JwtAlg = 'EdDSA' | 'ES256' | 'RS256' | 'PS256'
+
+export function createAuth(config: ResolvedConfig, deps: { pool: Pool; log: Logger; hooks?: AuthHooks }) {
+  // better-auth turns telemetry on when this variable is set, whatever the
+  // options say; the gateway never phones home.
+  delete process.env.BETTER_AUTH_TELEMETRY
+  process.env.BETTER_AUTH_TELEMETRY_ENDPOINT = ''
+  const log = deps.log.child({ component: 'better-auth' })
+  const alg = (config.jwt.algorithms[0] ?? 'EdDSA') as JwtAlg
+  const cookieCacheMaxAge = config.session.cookieCacheMaxAge
+
+  return betterAuth({
+    appName: 'authgw',
+    database: deps.pool,
+    secret: config.secret,
+    baseURL: config.baseUrl,
+    basePath: AUTH_BASE_PATH,
+    trustedOrigins: config.trustedOrigins,
+    telemetry: { enabled: false },
+    emailAndPassword: { enabled: true },
+    session: {
+      cookieCache: cookieCacheMaxAge > 0 ? { enabled: true, maxAge: cookieCacheMaxAge } : { enabled: false },
+    },
+    rateLimit: { enabled: config.authRateLimit },
+    advanced: {
+      ipAddress: { ipAddressHeaders: [CLIENT_IP_HEADER] },
+    },
+    logger: {
+      level: 'warn',
+      log(level, message, ...args) {
+        // Only error names and messages: argument objects may carry request data.
+        const errors = args.filter((a): a is Error => a instanceof Error).map((e) => ({ type: e.name, message: e.message }))
+        log[level]({ errors: errors.length > 0 ? errors : undefined }, message)
+      },
+    },
+    databaseHooks: {
+      session: {
+        delete: {
+          after: async (session) => {
+            deps.hooks?.onSessionDeleted?.({ id: session.id, token: session.token })
+          },
+        },
+      },
+    },
+    plugins: [
+      jwt({
+        disableSettingJwtHeader: true,
+        jwks: {
+          keyPairConfig: { alg } as { alg: 'EdDSA' },
+          rotationInterval: config.jwt.rotationIntervalSeconds > 0 ? config.jwt.rotationIntervalSeconds : undefined,
+          gracePeriod: config.jwt.gracePeriodSeconds,
+        },
+        jwt: {
+          issuer: config.issuer,
+          audience: config.audience,
+          expirationTime: `${config.jwt.expirationSeconds}s`,
+          definePayload: ({ user, session }) => upstreamClaims(user, session),
+        },
+      }),
+    ],
+  })
+}
+
+/** The identity claims every JWT carries (token endpoint and gateway exchange alike). */
+export function upstreamClaims(user: { email: string; name: string }, session: { id: string }) {
+  return { email: user.email, name: user.name, sid: session.id }
+}
+
+export type Auth = ReturnType<typeof createAuth>

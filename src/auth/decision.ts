@@ -1,0 +1,102 @@
+// The one way to allow, deny or fail an auth decision: status, JSON body,
+// reason, log fields, span attributes and counters are set together here so
+// they can never disagree.
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { JwtReason, Mechanism, Outcome, SessionReason, UnauthorizedSource } from '../reasons.ts'
+import type { UnauthorizedReason, UnavailableReason } from '../reasons.ts'
+import { Attr } from '../telemetry/attributes.ts'
+import type { Metrics } from '../telemetry/metrics.ts'
+import { activeSpan, activeTraceIds } from '../telemetry/tracing.ts'
+
+/** What the access log line and the request span report for one request. */
+export type AuthState = {
+  mechanism?: Mechanism
+  outcome?: Outcome
+  reason?: string
+  source?: UnauthorizedSource
+  userId?: string
+  authEndpoint?: string
+  /** Extra fields for the one log line (cookie names, origin …). */
+  detail?: Record<string, unknown>
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    authgw: AuthState
+  }
+}
+
+const SESSION_REASONS = new Set<string>(Object.values(SessionReason))
+const JWT_REASONS = new Set<string>(Object.values(JwtReason))
+
+export const exemplarOf = () => {
+  const ids = activeTraceIds()
+  return ids ? { trace_id: ids.trace_id } : undefined
+}
+
+function annotate(request: FastifyRequest, state: AuthState): void {
+  Object.assign(request.authgw, state)
+  const span = activeSpan()
+  if (span) {
+    if (state.mechanism) span.setAttribute(Attr.mechanism, state.mechanism)
+    if (state.outcome) span.setAttribute(Attr.outcome, state.outcome)
+    if (state.reason) span.setAttribute(Attr.reason, state.reason)
+  }
+}
+
+export function allow(metrics: Metrics, request: FastifyRequest, mechanism: Mechanism, userId: string | undefined): void {
+  metrics.decision(mechanism, Outcome.allowed)
+  annotate(request, { mechanism, outcome: Outcome.allowed, userId })
+}
+
+/**
+ * Count a 401 that someone else produced (better-auth or the upstream) and
+ * annotate the request; the caller sends the response.
+ */
+export function recordUnauthorized(
+  metrics: Metrics,
+  request: FastifyRequest,
+  source: UnauthorizedSource,
+  mechanism: Mechanism,
+  reason: UnauthorizedReason,
+): void {
+  metrics.unauthorized(source, mechanism, reason, exemplarOf())
+  annotate(request, { mechanism, outcome: Outcome.denied, reason, source })
+}
+
+/** Deny a request on a protected route: 401 with the reason. */
+export function deny(
+  metrics: Metrics,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  mechanism: Mechanism,
+  reason: UnauthorizedReason,
+): FastifyReply {
+  const e = exemplarOf()
+  metrics.decision(mechanism, Outcome.denied)
+  metrics.unauthorized(UnauthorizedSource.gateway, mechanism, reason, e)
+  if (mechanism === Mechanism.session && SESSION_REASONS.has(reason)) metrics.sessionNull(reason as SessionReason)
+  if (mechanism === Mechanism.jwt && JWT_REASONS.has(reason)) metrics.jwtFailure(reason as JwtReason, e)
+  annotate(request, { mechanism, outcome: Outcome.denied, reason, source: UnauthorizedSource.gateway })
+  if (mechanism === Mechanism.jwt) {
+    reply.header('www-authenticate', `Bearer error="invalid_token", error_description="${reason}"`)
+  } else if (mechanism === Mechanism.none) {
+    // RFC 6750 §3.1: no error code when the request carried no credentials.
+    reply.header('www-authenticate', 'Bearer realm="authgw"')
+  }
+  return reply.code(401).send({ error: 'unauthorized', reason, requestId: request.id })
+}
+
+/** The decision could not be made (store or keys unavailable): 503, never 401. */
+export function unavailable(
+  metrics: Metrics,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  mechanism: Mechanism,
+  reason: UnavailableReason,
+): FastifyReply {
+  metrics.decision(mechanism, Outcome.error)
+  metrics.unavailable(mechanism, reason, exemplarOf())
+  annotate(request, { mechanism, outcome: Outcome.error, reason })
+  return reply.code(503).header('retry-after', '5').send({ error: 'service_unavailable', reason, requestId: request.id })
+}

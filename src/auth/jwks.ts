@@ -1,0 +1,130 @@
+// The in-memory JWKS: keys imported once as KeyObjects, refreshed in the
+// background, single-flight, and on an unknown `kid` at most once per cooldown
+// so a flood of junk kids cannot turn into a flood of key-store reads.
+import { createPublicKey } from 'node:crypto'
+import type { JsonWebKey, KeyObject } from 'node:crypto'
+import { AuthgwError } from '../errors.ts'
+import { JwksRefreshOutcome } from '../reasons.ts'
+import type { JwksRefreshOutcome as RefreshOutcome } from '../reasons.ts'
+
+export type Jwk = JsonWebKey & { kid?: string; alg?: string }
+export type VerifyKey = { kid: string; alg: string; key: KeyObject }
+
+export class JwksUnavailableError extends AuthgwError {
+  constructor(cause: unknown) {
+    super('AUTHGW_ERR_JWKS_UNAVAILABLE', undefined, { cause })
+  }
+}
+
+export type JwksStoreOptions = {
+  fetchKeys: () => Promise<Jwk[]>
+  refreshIntervalSeconds: number
+  cooldownSeconds: number
+  onRefresh?: (outcome: RefreshOutcome, keys: number, durationSeconds: number, err?: unknown) => void
+  /** Wraps each real refresh, e.g. in a span. */
+  traceRefresh?: <T>(fn: () => Promise<T>) => Promise<T>
+  now?: () => number
+}
+
+const MAX_KID_LENGTH = 256
+
+export class JwksStore {
+  #keys = new Map<string, VerifyKey>()
+  #inflight: Promise<void> | undefined
+  #lastUnknownKidRefresh = Number.NEGATIVE_INFINITY
+  #lastSuccess = 0
+  #timer: NodeJS.Timeout | undefined
+  readonly #opts: JwksStoreOptions
+  readonly #now: () => number
+
+  constructor(opts: JwksStoreOptions) {
+    this.#opts = opts
+    this.#now = opts.now ?? Date.now
+  }
+
+  get size(): number {
+    return this.#keys.size
+  }
+
+  get loaded(): boolean {
+    return this.#lastSuccess > 0 && this.#keys.size > 0
+  }
+
+  get lastSuccess(): number {
+    return this.#lastSuccess
+  }
+
+  start(): void {
+    this.#timer = setInterval(() => {
+      this.refresh().catch(() => undefined)
+    }, this.#opts.refreshIntervalSeconds * 1000)
+    this.#timer.unref()
+  }
+
+  stop(): void {
+    if (this.#timer) clearInterval(this.#timer)
+  }
+
+  /** Refresh now; concurrent callers share one fetch. Keeps the old keys on failure. */
+  refresh(): Promise<void> {
+    if (this.#inflight) return this.#inflight
+    const started = performance.now()
+    const run = async () => {
+      let jwks: Jwk[]
+      try {
+        jwks = await this.#opts.fetchKeys()
+      } catch (err) {
+        this.#opts.onRefresh?.(JwksRefreshOutcome.failure, this.#keys.size, (performance.now() - started) / 1000, err)
+        throw new JwksUnavailableError(err)
+      }
+      const next = new Map<string, VerifyKey>()
+      for (const jwk of jwks) {
+        if (typeof jwk.kid !== 'string' || typeof jwk.alg !== 'string') continue
+        // Reuse imported keys: creating KeyObjects is the expensive part on OpenSSL 3.
+        const known = this.#keys.get(jwk.kid)
+        if (known && known.alg === jwk.alg) {
+          next.set(jwk.kid, known)
+          continue
+        }
+        try {
+          const { kid, alg, ...material } = jwk
+          next.set(kid, { kid, alg, key: createPublicKey({ key: material, format: 'jwk' }) })
+        } catch {
+          // A key we cannot import cannot verify anything; skip it rather than fail the set.
+        }
+      }
+      this.#keys = next
+      this.#lastSuccess = this.#now()
+      this.#opts.onRefresh?.(JwksRefreshOutcome.success, next.size, (performance.now() - started) / 1000)
+    }
+    const traced = this.#opts.traceRefresh ? this.#opts.traceRefresh(run) : run()
+    this.#inflight = traced.finally(() => {
+      this.#inflight = undefined
+    })
+    return this.#inflight
+  }
+
+  /**
+   * The key for `kid`. Unknown kids trigger one refresh per cooldown; inside
+   * the cooldown they are simply unknown. Throws JwksUnavailableError when the
+   * key set cannot be loaded at all.
+   */
+  async getKey(kid: string): Promise<VerifyKey | undefined> {
+    const key = this.#keys.get(kid)
+    if (key !== undefined) return key
+    if (kid.length > MAX_KID_LENGTH) return undefined
+    const now = this.#now()
+    if (this.loaded && now - this.#lastUnknownKidRefresh < this.#opts.cooldownSeconds * 1000) {
+      if (!this.#inflight) this.#opts.onRefresh?.(JwksRefreshOutcome.suppressed, this.#keys.size, 0)
+      else await this.#inflight.catch(() => undefined)
+      return this.#keys.get(kid)
+    }
+    this.#lastUnknownKidRefresh = now
+    try {
+      await this.refresh()
+    } catch (err) {
+      throw err instanceof JwksUnavailableError ? err : new JwksUnavailableError(err)
+    }
+    return this.#keys.get(kid)
+  }
+}

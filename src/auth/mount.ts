@@ -1,0 +1,207 @@
+// better-auth mounted at /api/auth/*: raw bodies forwarded untouched (JSON
+// and form posts), every Set-Cookie preserved, the client IP handed over in a
+// header only the gateway sets. Every outcome of the endpoints that matter is
+// counted here, at the Fastify layer, where status and headers are final.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import { StoreUnavailableError } from '../errors.ts'
+import {
+  AuthReason,
+  Mechanism,
+  SessionReason,
+  SignInOutcome,
+  SignInReason,
+  TokenIssueFailureReason,
+  TokenKind,
+  TokenVia,
+  UnauthorizedSource,
+  UnavailableReason,
+} from '../reasons.ts'
+import type { SignInReason as SignInReasonT } from '../reasons.ts'
+import { Attr } from '../telemetry/attributes.ts'
+import type { Metrics } from '../telemetry/metrics.ts'
+import { activeSpan } from '../telemetry/tracing.ts'
+import type { Auth } from './better-auth.ts'
+import { AUTH_BASE_PATH, CLIENT_IP_HEADER } from './better-auth.ts'
+import { exemplarOf, recordUnauthorized, unavailable } from './decision.ts'
+import { parseCookieHeader } from './session.ts'
+import type { SessionValidator } from './session.ts'
+
+/** better-auth endpoints that get their own route label; everything else is `/api/auth/other`. */
+export const AUTH_ROUTES = [
+  '/sign-up/email',
+  '/sign-in/email',
+  '/sign-out',
+  '/get-session',
+  '/token',
+  '/jwks',
+  '/list-sessions',
+  '/revoke-session',
+  '/revoke-sessions',
+  '/revoke-other-sessions',
+  '/update-user',
+  '/change-password',
+  '/change-email',
+  '/delete-user',
+  '/request-password-reset',
+  '/reset-password',
+  '/verify-email',
+  '/send-verification-email',
+  '/ok',
+  '/error',
+] as const
+const AUTH_ROUTE_SET = new Set<string>(AUTH_ROUTES)
+export const AUTH_OTHER_ROUTE = `${AUTH_BASE_PATH}/other`
+
+/** Bounded route label for a better-auth URL. */
+export function authRouteLabel(url: string): string {
+  const q = url.indexOf('?')
+  const path = (q === -1 ? url : url.slice(0, q)).slice(AUTH_BASE_PATH.length)
+  return AUTH_ROUTE_SET.has(path) ? AUTH_BASE_PATH + path : AUTH_OTHER_ROUTE
+}
+
+export type MountOptions = { auth: Auth; metrics: Metrics; sessions: SessionValidator; bodyLimit: number }
+
+const SKIP_RESPONSE_HEADERS = new Set(['set-cookie', 'content-length', 'transfer-encoding', 'connection', 'keep-alive'])
+
+async function mountPlugin(app: FastifyInstance, opts: MountOptions) {
+  const { auth, metrics, sessions } = opts
+
+  /** Session state as the gateway sees it, for labelling better-auth's own answers. */
+  async function sessionReason(request: FastifyRequest): Promise<SessionReason | 'valid'> {
+    const cookies = parseCookieHeader(request.headers.cookie)
+    const result = await sessions.validate(cookies)
+    if (result === undefined) return request.headers['sec-fetch-site'] === 'cross-site' ? SessionReason.cross_site_no_cookie : SessionReason.no_cookie
+    return result.ok ? 'valid' : result.reason
+  }
+
+  async function forward(request: FastifyRequest, reply: FastifyReply): Promise<{ status: number; body: Buffer }> {
+    const headers = new Headers()
+    for (const [name, value] of Object.entries(request.headers)) {
+      if (value === undefined || name === CLIENT_IP_HEADER || name.startsWith(':')) continue
+      if (Array.isArray(value)) for (const v of value) headers.append(name, v)
+      else headers.set(name, value)
+    }
+    headers.set(CLIENT_IP_HEADER, request.ip)
+    const method = request.method
+    const body = method === 'GET' || method === 'HEAD' ? undefined : (request.body as Buffer | undefined)
+    const res = await auth.handler(
+      new Request(`${request.protocol}://${request.host}${request.url}`, { method, headers, body: body && body.length > 0 ? (body as unknown as BodyInit) : undefined }),
+    )
+    reply.code(res.status)
+    for (const [name, value] of res.headers) if (!SKIP_RESPONSE_HEADERS.has(name)) reply.header(name, value)
+    // reply.header appends Set-Cookie; copying the Headers object would keep only the last one.
+    for (const cookie of res.headers.getSetCookie()) reply.header('set-cookie', cookie)
+    return { status: res.status, body: Buffer.from(await res.arrayBuffer()) }
+  }
+
+  function errorCode(body: Buffer): string | undefined {
+    try {
+      const parsed = JSON.parse(body.toString('utf8')) as { code?: unknown }
+      return typeof parsed?.code === 'string' ? parsed.code.slice(0, 64) : undefined
+    } catch {
+      return undefined
+    }
+  }
+
+  app.register(async (scope) => {
+    scope.removeAllContentTypeParsers()
+    scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: opts.bodyLimit }, (_req, body, done) => done(null, body))
+
+    scope.all(`${AUTH_BASE_PATH}/*`, async (request, reply) => {
+      const route = authRouteLabel(request.url)
+      request.authgw.authEndpoint = route
+      activeSpan()?.setAttribute(Attr.authEndpoint, route)
+
+      // /token and /get-session: better-auth turns a store failure into a 401
+      // or a 500; check the session first so an outage is a 503 with its reason.
+      let known: SessionReason | 'valid' | undefined
+      const checksSession = route === `${AUTH_BASE_PATH}/token` || route === `${AUTH_BASE_PATH}/get-session`
+      if (checksSession) {
+        try {
+          known = await sessionReason(request)
+        } catch (err) {
+          if (!(err instanceof StoreUnavailableError)) throw err
+          if (route.endsWith('/token')) metrics.tokenIssueFailure(TokenIssueFailureReason.store_unavailable, exemplarOf())
+          return unavailable(metrics, request, reply, Mechanism.session, UnavailableReason.store_unavailable)
+        }
+      }
+
+      const { status, body } = await forward(request, reply)
+
+      if (status === 429) metrics.rateLimited(route)
+      switch (route) {
+        case `${AUTH_BASE_PATH}/sign-in/email`: {
+          const reason = signInReason(status)
+          metrics.signInAttempt(status === 200 ? SignInOutcome.success : SignInOutcome.failure, reason)
+          if (status === 200) metrics.tokenIssued(TokenKind.session, TokenVia.sign_in)
+          request.log.info({ event: 'sign_in', outcome: status === 200 ? 'success' : 'failure', reason, code: status === 200 ? undefined : errorCode(body) }, 'audit')
+          break
+        }
+        case `${AUTH_BASE_PATH}/sign-up/email`:
+          if (status === 200) {
+            metrics.tokenIssued(TokenKind.session, TokenVia.sign_up)
+            request.log.info({ event: 'sign_up', outcome: 'success' }, 'audit')
+          }
+          break
+        case `${AUTH_BASE_PATH}/token`:
+          if (status === 200) {
+            metrics.tokenIssued(TokenKind.jwt, TokenVia.token_endpoint)
+            request.log.info({ event: 'token_issued', via: TokenVia.token_endpoint }, 'audit')
+          } else {
+            metrics.tokenIssueFailure(status === 401 ? TokenIssueFailureReason.no_session : TokenIssueFailureReason.signing_failed, exemplarOf())
+          }
+          break
+        case `${AUTH_BASE_PATH}/get-session`:
+          if (status === 200 && body.toString('utf8').trim() === 'null') {
+            const reason = known === undefined || known === 'valid' ? SessionReason.session_not_found : known
+            metrics.sessionNull(reason)
+            request.authgw.reason = reason
+            request.authgw.mechanism = Mechanism.session
+            request.authgw.detail = explain(request, errorCode(body))
+          }
+          break
+        case `${AUTH_BASE_PATH}/sign-out`:
+          if (status === 200) request.log.info({ event: 'signed_out' }, 'audit')
+          break
+      }
+
+      if (status === 401) {
+        if (checksSession) {
+          const reason = known === undefined || known === 'valid' ? SessionReason.session_not_found : known
+          metrics.sessionNull(reason)
+          recordUnauthorized(metrics, request, UnauthorizedSource.auth, Mechanism.session, reason)
+          request.authgw.detail = explain(request, errorCode(body))
+        } else {
+          const reason = route === `${AUTH_BASE_PATH}/sign-in/email` ? AuthReason.invalid_credentials : AuthReason.auth_rejected
+          recordUnauthorized(metrics, request, UnauthorizedSource.auth, Mechanism.none, reason)
+          request.authgw.detail = { code: errorCode(body) }
+        }
+      }
+      return reply.send(body)
+    })
+  })
+}
+
+/** What explains "401 right after sign-in": which cookies came, from where, and better-auth's code. */
+function explain(request: FastifyRequest, code: string | undefined): Record<string, unknown> {
+  return {
+    cookieNames: [...parseCookieHeader(request.headers.cookie).keys()].slice(0, 20),
+    origin: request.headers.origin,
+    host: request.headers.host,
+    secFetchSite: request.headers['sec-fetch-site'],
+    code,
+  }
+}
+
+function signInReason(status: number): SignInReasonT {
+  if (status === 200) return SignInReason.none
+  if (status === 401) return SignInReason.invalid_credentials
+  if (status === 429) return SignInReason.rate_limited
+  if (status === 403) return SignInReason.origin_rejected
+  if (status === 400 || status === 422 || status === 413 || status === 415) return SignInReason.invalid_request
+  if (status === 503) return SignInReason.store_unavailable
+  return SignInReason.error
+}
+
+export const mountAuth = fp(mountPlugin, { name: 'authgw-better-auth', fastify: '5.x' })

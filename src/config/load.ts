@@ -1,0 +1,266 @@
+// Validate the whole environment at once and return a frozen config, or throw
+// one ConfigError that lists every problem. No side effects: development
+// defaults that need the disk or a process (embedded PostgreSQL, the generated
+// secret, the demo upstream) are filled in by dev-defaults.ts, not here.
+import { AuthgwError } from '../errors.ts'
+
+export type Config = {
+  production: boolean
+  databaseUrl: string | undefined
+  secret: string | undefined
+  baseUrl: string | undefined
+  issuer: string | undefined
+  audience: string | undefined
+  jwksUrl: string | undefined
+  upstreamUrl: string | undefined
+  port: number
+  host: string
+  metricsPort: number
+  metricsHost: string
+  trustedOrigins: string[]
+  trustProxy: boolean | number | string[]
+  publicPaths: string[]
+  pool: { max: number; idleTimeoutMs: number; connectTimeoutMs: number; statementTimeoutMs: number }
+  session: { cookieCacheMaxAge: number; cacheTtlSeconds: number; cacheMaxEntries: number }
+  jwt: {
+    algorithms: string[]
+    expirationSeconds: number
+    cacheMaxEntries: number
+    jwksRefreshIntervalSeconds: number
+    jwksRefreshCooldownSeconds: number
+    rotationIntervalSeconds: number
+    gracePeriodSeconds: number
+  }
+  upstream: { timeoutMs: number; connectTimeoutMs: number; connections: number }
+  identityHeadersDenylist: string[]
+  limits: {
+    authBodyBytes: number
+    proxyBodyBytes: number
+    maxHeaderSize: number
+    headersTimeoutMs: number
+    requestTimeoutMs: number
+    keepAliveTimeoutMs: number
+  }
+  shutdown: { drainMs: number; delayMs: number }
+  authRateLimit: boolean
+  demoApp: boolean
+  logLevel: string
+}
+
+/** A config whose development defaults have been filled in. */
+export type ResolvedConfig = Config & {
+  databaseUrl: string
+  secret: string
+  baseUrl: string
+  issuer: string
+  audience: string
+  jwksUrl: string
+  upstreamUrl: string
+}
+
+export class ConfigError extends AuthgwError {
+  readonly problems: string[]
+  constructor(problems: string[]) {
+    super('AUTHGW_ERR_CONFIG', `invalid configuration:\n  - ${problems.join('\n  - ')}`)
+    this.problems = problems
+  }
+}
+
+export const MIN_SECRET_LENGTH = 32
+const ALGORITHMS = new Set(['EdDSA', 'ES256', 'RS256', 'PS256'])
+const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+
+type Env = Record<string, string | undefined>
+
+export function loadConfig(env: Env): Readonly<Config> {
+  const problems: string[] = []
+  const production = env.NODE_ENV === 'production'
+  const str = (name: string): string | undefined => {
+    const v = env[name]
+    return v === undefined || v.trim() === '' ? undefined : v.trim()
+  }
+  const int = (name: string, dflt: number, min = 0, max = Number.MAX_SAFE_INTEGER): number => {
+    const v = str(name)
+    if (v === undefined) return dflt
+    if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) {
+      problems.push(`${name} must be an integer between ${min} and ${max} (got ${JSON.stringify(v)})`)
+      return dflt
+    }
+    return Number(v)
+  }
+  const bool = (name: string, dflt: boolean): boolean => {
+    const v = str(name)?.toLowerCase()
+    if (v === undefined) return dflt
+    if (['1', 'true', 'on', 'yes'].includes(v)) return true
+    if (['0', 'false', 'off', 'no'].includes(v)) return false
+    problems.push(`${name} must be on/off, true/false or 1/0 (got ${JSON.stringify(v)})`)
+    return dflt
+  }
+  const list = (name: string): string[] =>
+    (str(name) ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean)
+  const url = (name: string, opts: { required: boolean; noPath?: boolean }): string | undefined => {
+    const v = str(name)
+    if (v === undefined) {
+      if (opts.required) problems.push(`${name} is required when NODE_ENV=production`)
+      return undefined
+    }
+    let parsed: URL
+    try {
+      parsed = new URL(v)
+    } catch {
+      // Never echo the value: a DATABASE_URL carries a password.
+      problems.push(`${name} is not a valid URL`)
+      return undefined
+    }
+    if (name === 'DATABASE_URL') {
+      if (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:') problems.push(`${name} must be a postgres:// URL`)
+      return v
+    }
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') problems.push(`${name} must be an http(s) URL`)
+    if (opts.noPath && v.endsWith('/')) problems.push(`${name} must not end with a slash (better-auth then answers 404)`)
+    return v
+  }
+
+  const databaseUrl = url('DATABASE_URL', { required: production })
+  const baseUrl = url('BETTER_AUTH_URL', { required: production, noPath: true })
+  const upstreamUrl = url('UPSTREAM_URL', { required: production, noPath: true })
+  const jwksUrl = url('BETTER_AUTH_JWKS_URL', { required: false })
+
+  const secret = str('BETTER_AUTH_SECRET')
+  if (secret === undefined) {
+    if (production) problems.push('BETTER_AUTH_SECRET is required when NODE_ENV=production')
+  } else {
+    const weakness = secretWeakness(secret)
+    if (weakness && production) problems.push(`BETTER_AUTH_SECRET is too weak: ${weakness}`)
+  }
+
+  const issuer = str('BETTER_AUTH_ISSUER')
+  const audience = str('BETTER_AUTH_AUDIENCE')
+
+  const trustedOrigins: string[] = []
+  for (const origin of list('TRUSTED_ORIGINS')) {
+    try {
+      const u = new URL(origin)
+      if (u.origin === 'null') throw new Error('opaque')
+      trustedOrigins.push(u.origin)
+    } catch {
+      problems.push(`TRUSTED_ORIGINS entry ${JSON.stringify(origin)} is not an origin like https://app.example.com`)
+    }
+  }
+
+  const algorithms = list('JWT_ALGORITHMS')
+  for (const alg of algorithms) {
+    if (!ALGORITHMS.has(alg)) problems.push(`JWT_ALGORITHMS: ${JSON.stringify(alg)} is not one of ${[...ALGORITHMS].join(', ')}`)
+  }
+
+  const publicPaths = list('PUBLIC_PATHS')
+  for (const p of publicPaths) {
+    if (!p.startsWith('/api/') || p.startsWith('/api/auth')) problems.push(`PUBLIC_PATHS entry ${JSON.stringify(p)} must start with /api/ and not be under /api/auth`)
+  }
+
+  const logLevel = str('LOG_LEVEL') ?? 'info'
+  if (!LOG_LEVELS.has(logLevel)) problems.push(`LOG_LEVEL must be one of ${[...LOG_LEVELS].join(', ')}`)
+
+  const host = str('HOST') ?? '0.0.0.0'
+  const config: Config = {
+    production,
+    databaseUrl,
+    secret,
+    baseUrl,
+    issuer,
+    audience,
+    jwksUrl,
+    upstreamUrl,
+    port: int('PORT', 3000, 0, 65535),
+    host,
+    metricsPort: int('METRICS_PORT', 9464, 0, 65535),
+    metricsHost: str('METRICS_HOST') ?? host,
+    trustedOrigins,
+    trustProxy: parseTrustProxy(str('TRUST_PROXY'), problems),
+    publicPaths,
+    pool: {
+      max: int('DB_POOL_MAX', 10, 2, 1000),
+      idleTimeoutMs: int('DB_POOL_IDLE_TIMEOUT_MS', 10_000),
+      connectTimeoutMs: int('DB_CONNECT_TIMEOUT_MS', 2_000, 1),
+      statementTimeoutMs: int('DB_STATEMENT_TIMEOUT_MS', 5_000, 1),
+    },
+    session: {
+      cookieCacheMaxAge: int('SESSION_COOKIE_CACHE_MAX_AGE', 0),
+      cacheTtlSeconds: int('SESSION_CACHE_TTL_SECONDS', 30),
+      cacheMaxEntries: int('SESSION_CACHE_MAX_ENTRIES', 10_000, 1),
+    },
+    jwt: {
+      algorithms: algorithms.length > 0 ? algorithms : ['EdDSA'],
+      expirationSeconds: int('JWT_EXPIRATION_SECONDS', 900, 60),
+      cacheMaxEntries: int('JWT_CACHE_MAX_ENTRIES', 10_000, 1),
+      jwksRefreshIntervalSeconds: int('JWKS_REFRESH_INTERVAL_SECONDS', 300, 1),
+      jwksRefreshCooldownSeconds: int('JWKS_REFRESH_COOLDOWN_SECONDS', 30, 0),
+      rotationIntervalSeconds: int('JWKS_ROTATION_INTERVAL_SECONDS', 0),
+      gracePeriodSeconds: int('JWKS_GRACE_PERIOD_SECONDS', 2_592_000),
+    },
+    upstream: {
+      timeoutMs: int('UPSTREAM_TIMEOUT_MS', 30_000, 1),
+      connectTimeoutMs: int('UPSTREAM_CONNECT_TIMEOUT_MS', 5_000, 1),
+      connections: int('UPSTREAM_CONNECTIONS', 128, 1),
+    },
+    identityHeadersDenylist: list('IDENTITY_HEADERS_DENYLIST').map((h) => h.toLowerCase()),
+    limits: {
+      authBodyBytes: int('AUTH_BODY_LIMIT_BYTES', 65_536, 1024),
+      proxyBodyBytes: int('PROXY_BODY_LIMIT_BYTES', 10_485_760, 1024),
+      maxHeaderSize: int('MAX_HEADER_SIZE', 16_384, 1024),
+      headersTimeoutMs: int('HEADERS_TIMEOUT_MS', 10_000, 1),
+      requestTimeoutMs: int('REQUEST_TIMEOUT_MS', 60_000, 1),
+      keepAliveTimeoutMs: int('KEEP_ALIVE_TIMEOUT_MS', 72_000, 1),
+    },
+    shutdown: { drainMs: int('SHUTDOWN_DRAIN_MS', 10_000), delayMs: int('SHUTDOWN_DELAY_MS', 0) },
+    authRateLimit: bool('AUTH_RATE_LIMIT', production),
+    demoApp: bool('DEMO_APP', !production),
+    logLevel,
+  }
+  if (config.limits.headersTimeoutMs > config.limits.requestTimeoutMs) {
+    problems.push('HEADERS_TIMEOUT_MS must not exceed REQUEST_TIMEOUT_MS')
+  }
+  if (problems.length > 0) throw new ConfigError(problems)
+  return Object.freeze(config)
+}
+
+/** Why a secret is too weak, or undefined when it is acceptable. */
+export function secretWeakness(secret: string): string | undefined {
+  if (secret.length < MIN_SECRET_LENGTH) return `shorter than ${MIN_SECRET_LENGTH} characters`
+  const distinct = new Set(secret).size
+  if (distinct < 10) return 'fewer than 10 distinct characters'
+  // Shannon entropy per character; random base64 is ~6 bits, English text ~4.
+  const counts = new Map<string, number>()
+  for (const ch of secret) counts.set(ch, (counts.get(ch) ?? 0) + 1)
+  let bits = 0
+  for (const n of counts.values()) bits -= (n / secret.length) * Math.log2(n / secret.length)
+  if (bits * secret.length < 120) return 'less than 120 bits of estimated entropy'
+  return undefined
+}
+
+function parseTrustProxy(v: string | undefined, problems: string[]): boolean | number | string[] {
+  if (v === undefined || v === 'false') return false
+  if (v === 'true') return true
+  if (/^\d+$/.test(v)) return Number(v)
+  const parts = v.split(',').map((s) => s.trim()).filter(Boolean)
+  if (parts.some((p) => !/^[0-9a-fA-F:.]+(\/\d+)?$/.test(p) && !['loopback', 'linklocal', 'uniquelocal'].includes(p))) {
+    problems.push('TRUST_PROXY must be true, false, a hop count, or a comma list of addresses/CIDRs')
+  }
+  return parts
+}
+
+/** Fill issuer, audience and JWKS URL from BETTER_AUTH_URL once the required URLs are known. */
+export function deriveUrlDefaults(
+  config: Config & { databaseUrl: string; secret: string; baseUrl: string; upstreamUrl: string },
+): ResolvedConfig {
+  const origin = new URL(config.baseUrl).origin
+  return Object.freeze({
+    ...config,
+    issuer: config.issuer ?? origin,
+    audience: config.audience ?? origin,
+    jwksUrl: config.jwksUrl ?? `${config.baseUrl}/api/auth/jwks`,
+  })
+}

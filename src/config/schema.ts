@@ -1,0 +1,61 @@
+// Every environment variable the gateway reads, with its default and meaning.
+// The README's configuration table is checked against this list by
+// test/config/config.test.ts. Names continue the deployment authgw grew out of:
+// add, never rename.
+
+export type Setting = {
+  name: string
+  /** Human-readable default for the README; `—` when there is none. */
+  default: string
+  description: string
+  secret?: boolean
+}
+
+export const settings: readonly Setting[] = [
+  { name: 'NODE_ENV', default: '`development`', description: '`production` removes every development default and makes a weak secret fatal.' },
+  { name: 'DATABASE_URL', default: 'embedded PostgreSQL under `.data/pg` (dev only)', description: 'PostgreSQL connection URL for better-auth and session lookups.', secret: true },
+  { name: 'BETTER_AUTH_SECRET', default: 'generated once into `.data/secret` (dev only)', description: 'Signs session cookies and encrypts JWT signing keys. At least 32 characters with real entropy.', secret: true },
+  { name: 'BETTER_AUTH_URL', default: '`http://localhost:$PORT` (dev only)', description: 'Public base URL of the gateway (scheme decides `Secure`/`__Secure-` cookies). No trailing slash.' },
+  { name: 'BETTER_AUTH_ISSUER', default: 'origin of `BETTER_AUTH_URL`', description: '`iss` of every JWT minted and the only issuer accepted.' },
+  { name: 'BETTER_AUTH_AUDIENCE', default: 'origin of `BETTER_AUTH_URL`', description: '`aud` of every JWT minted and the only audience accepted.' },
+  { name: 'BETTER_AUTH_JWKS_URL', default: '`$BETTER_AUTH_URL/api/auth/jwks`', description: 'The JWKS URL external verifiers use (announced in logs and `authgw_config_info`).' },
+  { name: 'UPSTREAM_URL', default: 'built-in demo API on a loopback port (dev only)', description: 'Base URL of the protected API that `/api/*` is proxied to.' },
+  { name: 'PORT', default: '`3000`', description: 'Gateway listen port.' },
+  { name: 'HOST', default: '`0.0.0.0`', description: 'Gateway listen address.' },
+  { name: 'METRICS_PORT', default: '`9464`', description: 'Port of the separate `/metrics` listener (never proxied, never behind auth).' },
+  { name: 'METRICS_HOST', default: 'same as `HOST`', description: 'Listen address of the metrics listener.' },
+  { name: 'TRUSTED_ORIGINS', default: 'none (the `BETTER_AUTH_URL` origin is always trusted)', description: 'Comma-separated origins allowed for CORS with credentials and better-auth origin checks.' },
+  { name: 'TRUST_PROXY', default: '`false`', description: 'Fastify `trustProxy`: `true`, a hop count, or comma-separated addresses/CIDRs whose `X-Forwarded-*` are believed.' },
+  { name: 'PUBLIC_PATHS', default: 'none', description: 'Comma-separated path prefixes under `/api/` proxied without authentication.' },
+  { name: 'DB_POOL_MAX', default: '`10`', description: 'Maximum PostgreSQL connections in the pool.' },
+  { name: 'DB_POOL_IDLE_TIMEOUT_MS', default: '`10000`', description: 'Idle time after which a pooled connection is closed.' },
+  { name: 'DB_CONNECT_TIMEOUT_MS', default: '`2000`', description: 'Wait for a pooled connection (or a new one) before the lookup fails with 503 `store_unavailable`.' },
+  { name: 'DB_STATEMENT_TIMEOUT_MS', default: '`5000`', description: 'Per-statement timeout for session lookups.' },
+  { name: 'SESSION_COOKIE_CACHE_MAX_AGE', default: '`0` (off)', description: "better-auth's signed session-data cookie cache, in seconds. A cached session outlives revocation by up to this long." },
+  { name: 'SESSION_CACHE_TTL_SECONDS', default: '`30`', description: "The gateway's in-memory session cache. Revocation on another instance takes effect within this TTL (same instance: at once)." },
+  { name: 'SESSION_CACHE_MAX_ENTRIES', default: '`10000`', description: 'Bound on the session cache.' },
+  { name: 'JWT_ALGORITHMS', default: '`EdDSA`', description: 'Accepted JWT algorithms (comma list); the first one signs new keys.' },
+  { name: 'JWT_EXPIRATION_SECONDS', default: '`900`', description: 'Lifetime of JWTs from `/api/auth/token` and of the JWT the gateway mints for the upstream.' },
+  { name: 'JWT_CACHE_MAX_ENTRIES', default: '`10000`', description: 'Bound on the verify-once cache of accepted JWTs (keyed by SHA-256 of the whole token).' },
+  { name: 'JWKS_REFRESH_INTERVAL_SECONDS', default: '`300`', description: 'Background JWKS refresh interval.' },
+  { name: 'JWKS_REFRESH_COOLDOWN_SECONDS', default: '`30`', description: 'Minimum time between refreshes triggered by an unknown `kid`.' },
+  { name: 'JWKS_ROTATION_INTERVAL_SECONDS', default: '`0` (no rotation)', description: 'better-auth key rotation interval; a new key is minted on the first signing after expiry.' },
+  { name: 'JWKS_GRACE_PERIOD_SECONDS', default: '`2592000` (30 days)', description: 'How long rotated-out public keys stay published.' },
+  { name: 'UPSTREAM_TIMEOUT_MS', default: '`30000`', description: 'Upstream response-headers and body timeout; exceeded → 504 `timeout`.' },
+  { name: 'UPSTREAM_CONNECT_TIMEOUT_MS', default: '`5000`', description: 'Upstream connect timeout; exceeded → 502 `connect_error`.' },
+  { name: 'UPSTREAM_CONNECTIONS', default: '`128`', description: 'Keep-alive connections to the upstream.' },
+  { name: 'IDENTITY_HEADERS_DENYLIST', default: 'see "Header policy"', description: 'Extra comma-separated header names or `prefix*` patterns stripped from client requests before proxying.' },
+  { name: 'AUTH_BODY_LIMIT_BYTES', default: '`65536`', description: 'Largest request body accepted on `/api/auth/*` (larger → 413).' },
+  { name: 'PROXY_BODY_LIMIT_BYTES', default: '`10485760`', description: 'Largest request body proxied upstream (larger → 413).' },
+  { name: 'MAX_HEADER_SIZE', default: '`16384`', description: 'Largest request header block (larger → 431).' },
+  { name: 'HEADERS_TIMEOUT_MS', default: '`10000`', description: 'Time a client has to send the request headers (slowloris cut-off).' },
+  { name: 'REQUEST_TIMEOUT_MS', default: '`60000`', description: 'Time a client has to send the whole request.' },
+  { name: 'KEEP_ALIVE_TIMEOUT_MS', default: '`72000`', description: 'Idle keep-alive time (above common load-balancer idle timeouts of 60 s).' },
+  { name: 'SHUTDOWN_DRAIN_MS', default: '`10000`', description: 'On SIGTERM, how long in-flight requests may take before the process exits.' },
+  { name: 'SHUTDOWN_DELAY_MS', default: '`0`', description: 'On SIGTERM, how long /readyz reports 503 before the listener closes (lets load balancers notice).' },
+  { name: 'AUTH_RATE_LIMIT', default: '`on` in production, else `off`', description: "better-auth's rate limiter (sign-in: 3 per 10 s per client IP)." },
+  { name: 'DEMO_APP', default: '`on` outside production', description: 'Serve the demo sign-in page at `/`.' },
+  { name: 'LOG_LEVEL', default: '`info`', description: 'pino log level.' },
+]
+
+export const settingNames: ReadonlySet<string> = new Set(settings.map((s) => s.name))

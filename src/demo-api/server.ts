@@ -1,0 +1,47 @@
+// The demo upstream: a separate service that trusts nothing but the JWT the
+// gateway forwards, verified the way any external service would (PyJWT, a Go
+// service …): the JWKS URL, the issuer and the audience. It imports nothing
+// from the gateway.
+import Fastify from 'fastify'
+import type { FastifyInstance } from 'fastify'
+import { createRemoteJWKSet, errors, jwtVerify } from 'jose'
+
+export type DemoApiOptions = {
+  jwksUrl: string
+  issuer: string
+  audience: string
+  algorithms?: string[]
+  logger?: boolean
+}
+
+export function buildDemoApi(opts: DemoApiOptions): FastifyInstance {
+  const app = Fastify({ logger: opts.logger ?? false })
+  const jwks = createRemoteJWKSet(new URL(opts.jwksUrl), { timeoutDuration: 2000, cooldownDuration: 30_000 })
+
+  app.decorateRequest('identity', null)
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.url.startsWith('/api/public/')) return
+    const m = /^Bearer (.+)$/.exec(request.headers.authorization ?? '')
+    if (!m) return reply.code(401).send({ error: 'unauthorized', reason: 'missing_bearer' })
+    try {
+      const { payload } = await jwtVerify(m[1] as string, jwks, {
+        issuer: opts.issuer,
+        audience: opts.audience,
+        algorithms: opts.algorithms ?? ['EdDSA'],
+        clockTolerance: 5,
+      })
+      ;(request as unknown as { identity: unknown }).identity = payload
+    } catch (err) {
+      const reason = err instanceof errors.JOSEError ? err.code : 'invalid_token'
+      return reply.code(401).send({ error: 'unauthorized', reason })
+    }
+  })
+
+  app.get('/api/me', async (request) => {
+    const claims = (request as unknown as { identity: Record<string, unknown> }).identity
+    return { id: claims.sub, email: claims.email, name: claims.name, sessionId: claims.sid, issuer: claims.iss, expiresAt: claims.exp }
+  })
+  app.get('/api/public/ping', async () => ({ pong: true }))
+  app.all('/api/*', async (request) => ({ ok: true, method: request.method, path: request.url.split('?')[0] }))
+  return app
+}

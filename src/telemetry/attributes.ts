@@ -1,0 +1,25 @@
+// Every span attribute name the gateway sets, in one place.
+export const Attr = {
+  mechanism: 'authgw.mechanism',
+  outcome: 'authgw.outcome',
+  reason: 'authgw.reason',
+  source: 'authgw.source',
+  jwtKid: 'authgw.jwt.kid',
+  jwtAlg: 'authgw.jwt.alg',
+  cookieNames: 'authgw.cookie.names',
+  cacheHit: 'authgw.cache.hit',
+  authEndpoint: 'authgw.auth.endpoint',
+  jwksKeys: 'authgw.jwks.keys',
+  // OpenTelemetry semantic conventions
+  errorType: 'error.type',
+  userPseudoId: 'enduser.pseudo.id',
+  httpRoute: 'http.route',
+  httpStatus: 'http.response.status_code',
+} as const
+
+export const SpanName = {
+  sessionValidate: 'authgw.session.validate',
+  jwtVerify: 'authgw.jwt.verify',
+  tokenMint: 'authgw.token.mint',
+  jwksRefresh: 'authgw.jwks.refresh',
+} as const
