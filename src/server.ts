@@ -152,8 +152,8 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
     const ids = activeTraceIds()
     metrics.observeRequest(request.method, route, status, seconds, ids ? { trace_id: ids.trace_id } : undefined)
     const a = request.authgw
+    // reqId comes from the request's child logger.
     const line = {
-      reqId: request.id,
       method: request.method,
       route,
       path: safePath(request.url).slice(0, 256),

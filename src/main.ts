@@ -1,0 +1,60 @@
+// Entry point: load config → development defaults → start → signals.
+// The only place that calls process.exit.
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { applyDevDefaults } from './config/dev-defaults.ts'
+import { ConfigError, loadConfig } from './config/load.ts'
+import { startGateway } from './start.ts'
+import { createLogger } from './telemetry/logging.ts'
+
+const root = join(import.meta.dirname, '..')
+const version = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version
+
+let config
+try {
+  config = loadConfig(process.env)
+} catch (err) {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`authgw: ${err.message}\n`)
+    process.exit(1)
+  }
+  throw err
+}
+
+const log = createLogger(config.logLevel)
+const dev = await applyDevDefaults(config, { dataDir: join(root, '.data'), log }).catch((err: unknown) => {
+  log.fatal({ err: { message: (err as Error).message } }, 'startup failed')
+  process.exit(1)
+})
+const running = await startGateway(dev.config, { logger: log, version }).catch(async (err: unknown) => {
+  log.fatal({ err: { message: (err as Error).message, code: (err as { code?: string }).code } }, 'startup failed')
+  await dev.close()
+  process.exit(1)
+})
+
+let stopping = false
+async function shutdown(signal: string) {
+  if (stopping) return
+  stopping = true
+  const { drainMs, delayMs } = dev.config.shutdown
+  log.info({ event: 'shutdown', signal, drain_ms: drainMs }, 'draining')
+  // /readyz fails first so load balancers stop sending new work.
+  running.setDraining()
+  if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs))
+  const forced = setTimeout(() => {
+    log.warn({ event: 'shutdown', drain_ms: drainMs }, 'drain time exceeded, exiting')
+    process.exit(1)
+  }, drainMs)
+  forced.unref()
+  try {
+    await running.close()
+    await dev.close()
+    log.info({ event: 'shutdown' }, 'stopped')
+    process.exit(0)
+  } catch (err) {
+    log.error({ err: { message: (err as Error).message } }, 'shutdown failed')
+    process.exit(1)
+  }
+}
+process.once('SIGTERM', () => void shutdown('SIGTERM'))
+process.once('SIGINT', () => void shutdown('SIGINT'))
