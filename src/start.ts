@@ -71,6 +71,7 @@ export async function startGateway(config: ResolvedConfig, opts: { logger: Logge
     )
     warnOnSchemeMismatch(config, log)
 
+    let closing: Promise<void> | undefined
     return {
       ...gateway,
       auth,
@@ -79,10 +80,13 @@ export async function startGateway(config: ResolvedConfig, opts: { logger: Logge
       metricsApp,
       url,
       metricsUrl,
-      async close() {
-        await gateway.app.close()
-        await metricsApp.close()
-        await pool.end()
+      close() {
+        closing ??= (async () => {
+          await gateway.app.close()
+          await metricsApp.close()
+          await pool.end()
+        })()
+        return closing
       },
     }
   } catch (err) {

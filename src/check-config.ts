@@ -1,0 +1,72 @@
+// `npm run check-config`: the deploy-time check. Validates the environment,
+// connects to the database, reports migration state and whether the JWKS URL
+// answers with keys. Exit 0 when all is well, 1 otherwise; never prints a secret.
+import { createAuth } from './auth/better-auth.ts'
+import { ConfigError, deriveUrlDefaults, loadConfig } from './config/load.ts'
+import type { Config } from './config/load.ts'
+import { migrationState } from './db/migrate.ts'
+import { checkConnectivity, createPool, describeDatabase } from './db/pool.ts'
+import { secretFingerprint } from './telemetry/fingerprint.ts'
+import { createLogger } from './telemetry/logging.ts'
+
+type Line = { ok: boolean; check: string; detail: string }
+
+export async function checkConfig(env: Record<string, string | undefined>): Promise<Line[]> {
+  const lines: Line[] = []
+  let config: Config
+  try {
+    config = loadConfig(env)
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err
+    for (const p of err.problems) lines.push({ ok: false, check: 'config', detail: p })
+    return lines
+  }
+  const missing = (['DATABASE_URL', 'BETTER_AUTH_SECRET', 'BETTER_AUTH_URL', 'UPSTREAM_URL'] as const).filter((n) => !env[n])
+  if (missing.length > 0) {
+    lines.push({ ok: false, check: 'config', detail: `not set (development defaults are not checked here): ${missing.join(', ')}` })
+    return lines
+  }
+  const resolved = deriveUrlDefaults({
+    ...config,
+    databaseUrl: config.databaseUrl as string,
+    secret: config.secret as string,
+    baseUrl: config.baseUrl as string,
+    upstreamUrl: config.upstreamUrl as string,
+  })
+  lines.push({ ok: true, check: 'config', detail: `valid; secret fingerprint ${secretFingerprint(resolved.secret)}, issuer ${resolved.issuer}, audience ${resolved.audience}` })
+
+  const pool = createPool(resolved.databaseUrl, { ...resolved.pool, max: 2 })
+  try {
+    await checkConnectivity(pool, resolved.databaseUrl)
+    lines.push({ ok: true, check: 'database', detail: `reachable at ${describeDatabase(resolved.databaseUrl)}` })
+    const auth = createAuth(resolved, { pool, log: createLogger('silent') })
+    const state = await migrationState(auth)
+    const pending = [...state.pendingTables.map((t) => `table ${t}`), ...state.pendingColumns.map((c) => `column ${c}`)]
+    lines.push({
+      ok: true,
+      check: 'migrations',
+      detail: pending.length === 0 ? 'up to date' : `pending (applied at startup): ${pending.join(', ')}`,
+    })
+  } catch (err) {
+    lines.push({ ok: false, check: 'database', detail: (err as Error).message })
+  } finally {
+    await pool.end().catch(() => undefined)
+  }
+
+  try {
+    const res = await fetch(resolved.jwksUrl, { signal: AbortSignal.timeout(3000) })
+    const body = (await res.json().catch(() => ({}))) as { keys?: unknown[] }
+    const n = Array.isArray(body.keys) ? body.keys.length : 0
+    lines.push({ ok: res.ok && n > 0, check: 'jwks', detail: `${resolved.jwksUrl} answered ${res.status} with ${n} key(s)` })
+  } catch (err) {
+    const code = ((err as Error).cause as { code?: string } | undefined)?.code ?? (err as Error).name
+    lines.push({ ok: false, check: 'jwks', detail: `${resolved.jwksUrl} unreachable (${code})` })
+  }
+  return lines
+}
+
+if (import.meta.main) {
+  const lines = await checkConfig(process.env)
+  for (const l of lines) process.stdout.write(`${l.ok ? 'ok  ' : 'FAIL'}  ${l.check.padEnd(10)} ${l.detail}\n`)
+  process.exit(lines.every((l) => l.ok) ? 0 : 1)
+}
