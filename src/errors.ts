@@ -6,9 +6,6 @@ export const ErrorCode = {
   AUTHGW_ERR_DB_UNREACHABLE: { status: 503, message: 'database unreachable' },
   AUTHGW_ERR_STORE_UNAVAILABLE: { status: 503, message: 'session store unavailable' },
   AUTHGW_ERR_JWKS_UNAVAILABLE: { status: 503, message: 'signing keys unavailable' },
-  AUTHGW_ERR_TOKEN_MINT: { status: 503, message: 'could not mint the upstream token' },
-  AUTHGW_ERR_UPSTREAM: { status: 502, message: 'upstream failed' },
-  AUTHGW_ERR_UPSTREAM_TIMEOUT: { status: 504, message: 'upstream timed out' },
 } as const
 export type ErrorCode = keyof typeof ErrorCode
 

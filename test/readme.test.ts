@@ -1,0 +1,64 @@
+// The README's tables are part of the contract: this test fails when the code
+// and the documentation disagree on a reason, a metric, a setting or an error code.
+import { readFileSync } from 'node:fs'
+import t from 'tap'
+import { settings } from '../src/config/schema.ts'
+import { ErrorCode } from '../src/errors.ts'
+import { UnauthorizedReason, UnavailableReason, UpstreamFailureReason } from '../src/reasons.ts'
+import { MetricName, createMetrics, createRegistry } from '../src/telemetry/metrics.ts'
+
+const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
+
+/** Rows of the first table after a heading: arrays of cells, backticks stripped. */
+function table(heading: string): string[][] {
+  const start = readme.indexOf(`\n## ${heading}\n`)
+  if (start === -1) throw new Error(`README has no "## ${heading}" section`)
+  const lines = readme.slice(start).split('\n')
+  const first = lines.findIndex((l) => l.startsWith('|'))
+  const rows: string[][] = []
+  for (const line of lines.slice(first + 2)) {
+    if (!line.startsWith('|')) break
+    rows.push(line.split('|').slice(1, -1).map((c) => c.trim().replace(/^`|`$/g, '')))
+  }
+  return rows
+}
+
+t.test('reason table lists exactly the closed 401 reason set', async (t) => {
+  const documented = new Set(table('Reasons').map((r) => r[0]))
+  t.same([...documented].sort(), [...new Set(Object.values(UnauthorizedReason))].sort())
+  for (const r of [...Object.values(UnavailableReason), ...Object.values(UpstreamFailureReason)]) {
+    t.ok(readme.includes(`\`${r}\``), `${r} is explained`)
+  }
+})
+
+t.test('metrics table matches the metrics module: names, types and labels', async (t) => {
+  const registry = createRegistry()
+  createMetrics(registry, { version: 'x', config: { issuer: '', audience: '', jwks_url: '', cookie_prefix: '', secret_fingerprint: '' } })
+  const rows = table('Metrics')
+  t.same(rows.map((r) => r[0]).sort(), Object.values(MetricName).sort())
+  for (const metric of registry.getMetricsAsArray() as unknown as Array<{ name: string; type: string; labelNames?: string[] }>) {
+    const row = rows.find((r) => r[0] === metric.name)
+    if (!row) continue
+    t.equal(row[1], metric.type, `${metric.name} type`)
+    const labels = (row[2] ?? '').split(',').map((l) => l.trim().replace(/`/g, '')).filter(Boolean)
+    t.same(labels, metric.labelNames ?? [], `${metric.name} labels`)
+  }
+})
+
+t.test('configuration table matches the settings schema, defaults included', async (t) => {
+  const rows = table('Configuration')
+  t.same(rows.map((r) => r[0]), settings.map((s) => s.name))
+  for (const s of settings) {
+    const row = rows.find((r) => r[0] === s.name)
+    t.equal(row?.[1], s.default.replace(/^`|`$/g, ''), `${s.name} default`)
+  }
+})
+
+t.test('error code table matches src/errors.ts', async (t) => {
+  const rows = table('Error codes')
+  t.same(rows.map((r) => r[0]).sort(), Object.keys(ErrorCode).sort())
+  for (const [code, { status }] of Object.entries(ErrorCode)) {
+    const row = rows.find((r) => r[0] === code)
+    if (code !== 'AUTHGW_ERR_CONFIG') t.equal(row?.[1], String(status), `${code} status`)
+  }
+})
