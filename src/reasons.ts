@@ -132,6 +132,7 @@ export type JwksRefreshOutcome = (typeof JwksRefreshOutcome)[keyof typeof JwksRe
 export const DbOperation = {
   session_lookup: 'session_lookup',
   token_mint: 'token_mint',
+  jwks_fetch: 'jwks_fetch',
   health_check: 'health_check',
   migrate: 'migrate',
   pool: 'pool',

@@ -29,6 +29,7 @@ const BEARER = /^Bearer +([^\s]+) *$/i
 
 export function createGuard(deps: GuardDeps): Guard {
   const { metrics, sessions, jwtVerifier, minter } = deps
+  const secureCookie = sessions.cookieNames.sessionToken.startsWith('__Secure-')
 
   async function viaJwt(request: FastifyRequest, reply: FastifyReply, authorization: string): Promise<string | undefined> {
     const m = BEARER.exec(authorization)
@@ -79,7 +80,7 @@ export function createGuard(deps: GuardDeps): Guard {
       if (result === undefined) {
         // No session cookie at all. Tell a browser that dropped it on a
         // cross-site call apart from a client that never had one.
-        const reason = noCookieReason(request, cookies.size > 0)
+        const reason = noCookieReason(request, cookies.size > 0, secureCookie)
         span?.setAttributes({ [Attr.outcome]: 'denied', [Attr.reason]: reason })
         request.authgw.detail = { cookieNames, origin: request.headers.origin, secFetchSite: request.headers['sec-fetch-site'] }
         deny(metrics, request, reply, reason === NoCredentialReason.no_credentials ? Mechanism.none : Mechanism.session, reason)
@@ -115,7 +116,8 @@ export function createGuard(deps: GuardDeps): Guard {
   }
 }
 
-function noCookieReason(request: FastifyRequest, hadCookies: boolean) {
+/** Why a request carried no session cookie; shared with the /api/auth/token and /get-session labelling. */
+export function noCookieReason(request: FastifyRequest, hadCookies: boolean, secureCookie: boolean) {
   const site = request.headers['sec-fetch-site']
   if (site === 'cross-site') return SessionReason.cross_site_no_cookie
   const origin = request.headers.origin
@@ -129,5 +131,8 @@ function noCookieReason(request: FastifyRequest, hadCookies: boolean) {
   // A browser (it sends Sec-Fetch-*) or a client with other cookies is a
   // cookie client whose session cookie is missing.
   if (hadCookies || site !== undefined) return SessionReason.no_cookie
+  // A Secure (`__Secure-`) session cookie is never sent over plain http, and
+  // browsers send no Sec-Fetch-* to such origins: every cookie client lands here.
+  if (secureCookie && request.protocol === 'http') return SessionReason.no_cookie
   return NoCredentialReason.no_credentials
 }

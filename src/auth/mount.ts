@@ -8,6 +8,7 @@ import { StoreUnavailableError } from '../errors.ts'
 import {
   AuthReason,
   Mechanism,
+  NoCredentialReason,
   SessionReason,
   SignInOutcome,
   SignInReason,
@@ -24,6 +25,7 @@ import { activeSpan } from '../telemetry/tracing.ts'
 import type { Auth } from './better-auth.ts'
 import { AUTH_BASE_PATH, CLIENT_IP_HEADER } from './better-auth.ts'
 import { exemplarOf, recordUnauthorized, unavailable } from './decision.ts'
+import { noCookieReason } from './guard.ts'
 import { parseCookieHeader } from './session.ts'
 import type { SessionValidator } from './session.ts'
 
@@ -66,12 +68,17 @@ const SKIP_RESPONSE_HEADERS = new Set(['set-cookie', 'content-length', 'transfer
 
 async function mountPlugin(app: FastifyInstance, opts: MountOptions) {
   const { auth, metrics, sessions } = opts
+  const secureCookie = sessions.cookieNames.sessionToken.startsWith('__Secure-')
 
   /** Session state as the gateway sees it, for labelling better-auth's own answers. */
   async function sessionReason(request: FastifyRequest): Promise<SessionReason | 'valid'> {
     const cookies = parseCookieHeader(request.headers.cookie)
     const result = await sessions.validate(cookies)
-    if (result === undefined) return request.headers['sec-fetch-site'] === 'cross-site' ? SessionReason.cross_site_no_cookie : SessionReason.no_cookie
+    if (result === undefined) {
+      // Same classification as the guard; on a better-auth endpoint the client is a session client.
+      const reason = noCookieReason(request, cookies.size > 0, secureCookie)
+      return reason === NoCredentialReason.no_credentials ? SessionReason.no_cookie : reason
+    }
     return result.ok ? 'valid' : result.reason
   }
 

@@ -3,7 +3,7 @@
 // ~5 µs instead of ~160 µs through WebCrypto), then look the session up in a
 // short bounded cache in front of one joined query. Every miss is classified
 // into exactly one SessionReason.
-import { createHash, createHmac, createSecretKey, timingSafeEqual } from 'node:crypto'
+import { createHmac, createSecretKey, hash, timingSafeEqual } from 'node:crypto'
 import type { KeyObject } from 'node:crypto'
 import type { Pool } from 'pg'
 import { StoreUnavailableError } from '../errors.ts'
@@ -179,4 +179,4 @@ export class SessionValidator {
   }
 }
 
-const cacheKey = (token: string): string => createHash('sha256').update(token).digest('base64url')
+const cacheKey = (token: string): string => hash('sha256', token, 'base64url')

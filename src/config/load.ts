@@ -62,6 +62,7 @@ export class ConfigError extends AuthgwError {
   readonly problems: string[]
   constructor(problems: string[]) {
     super('AUTHGW_ERR_CONFIG', `invalid configuration:\n  - ${problems.join('\n  - ')}`)
+    this.name = 'ConfigError'
     this.problems = problems
   }
 }

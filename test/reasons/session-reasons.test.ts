@@ -1,0 +1,199 @@
+// Every session reason on authgw_unauthorized_total, constructed for real
+// through sockets and a real database, on both paths that can produce it: a
+// protected route (source="gateway": the gateway's own 401) and
+// /api/auth/token (source="auth": better-auth's 401, classified by the
+// gateway). Each case diffs the whole scrape: only its own series may move.
+import { createHmac, randomBytes } from 'node:crypto'
+import pg from 'pg'
+import t from 'tap'
+import type { Test } from 'tap'
+import { SessionReason, valuesOf } from '../../src/reasons.ts'
+import type { SessionReason as SessionReasonT } from '../../src/reasons.ts'
+import { Client, PASSWORD, uniqueEmail } from '../helpers/client.ts'
+import type { Res } from '../helpers/client.ts'
+import { TEST_SECRET, startTestGateway } from '../helpers/gateway.ts'
+import type { TestGateway } from '../helpers/gateway.ts'
+import { delta, parseKey, scrape, seriesKey, unexpectedMovements } from '../helpers/metrics.ts'
+
+const COOKIE = 'better-auth.session_token'
+const OTHER_SECRET = 'other-secret-Qm8Zr2Wx6Tn4Ls0Vb3Hy7Kd1Pj5Fc9Ge-authgw'
+
+async function sql(url: string, text: string, values: unknown[] = []): Promise<Array<Record<string, unknown>>> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 })
+  await client.connect()
+  try {
+    return (await client.query(text, values)).rows
+  } finally {
+    await client.end()
+  }
+}
+
+type Session = { cookieValue: string; token: string; userId: string; email: string }
+
+/** A brand-new user and session; never used on a protected route, so no gateway cache holds it. */
+async function freshSession(gw: TestGateway): Promise<Session> {
+  const c = new Client(gw.url)
+  const email = uniqueEmail('reason')
+  const res = await c.signUp(email, PASSWORD)
+  if (res.status !== 200) throw new Error(`sign-up: ${res.status} ${res.text}`)
+  const cookieValue = c.jar.get(COOKIE)
+  if (cookieValue === undefined) throw new Error('sign-up set no session cookie')
+  const raw = decodeURIComponent(cookieValue)
+  return { cookieValue, token: raw.slice(0, raw.lastIndexOf('.')), userId: res.body.user.id as string, email }
+}
+
+type Path = 'gateway' | 'auth'
+type Prepared = { gw: TestGateway; headers: Record<string, string> }
+type Case = { reason: SessionReasonT; how: string; prepare: (path: Path) => Promise<Prepared> }
+
+const send = (gw: TestGateway, path: Path, headers: Record<string, string>): Promise<Res> =>
+  new Client(gw.url).get(path === 'gateway' ? '/api/me' : '/api/auth/token', { headers })
+
+t.test('every session reason, on a protected route and on /api/auth/token', async (t) => {
+  const gw = await startTestGateway(t)
+  // A replica (same public URL and database) whose secret differs: cookies
+  // signed by `gw` fail its HMAC check.
+  const other = await startTestGateway(t, {
+    databaseUrl: gw.databaseUrl,
+    env: { BETTER_AUTH_URL: gw.config.baseUrl, BETTER_AUTH_SECRET: OTHER_SECRET },
+  })
+
+  const fingerprint = async (g: TestGateway) => {
+    const keys = [...(await scrape(g)).keys()].filter((k) => parseKey(k).name === 'authgw_config_info')
+    t.equal(keys.length, 1, 'one authgw_config_info series')
+    return parseKey(keys[0] as string).labels.secret_fingerprint
+  }
+  const [fpA, fpB] = [await fingerprint(gw), await fingerprint(other)]
+  t.match(fpA, /^[0-9a-f]{12}$/)
+  t.match(fpB, /^[0-9a-f]{12}$/)
+  t.not(fpA, fpB, 'instances with different secrets show different secret_fingerprint values')
+
+  const cases: Case[] = [
+    {
+      reason: SessionReason.no_cookie,
+      how: 'a Cookie header with unrelated cookies only',
+      prepare: async () => ({ gw, headers: { cookie: 'theme=dark; _ga=GA1.2.345.678' } }),
+    },
+    {
+      reason: SessionReason.cross_site_no_cookie,
+      how: 'Sec-Fetch-Site: cross-site and no cookie (the browser dropped a SameSite=Lax cookie)',
+      prepare: async () => ({ gw, headers: { 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'cors' } }),
+    },
+    {
+      reason: SessionReason.cookie_name_mismatch,
+      how: 'a real signed cookie under the __Secure- name on an http gateway',
+      prepare: async () => ({ gw, headers: { cookie: `__Secure-${COOKIE}=${(await freshSession(gw)).cookieValue}` } }),
+    },
+    {
+      reason: SessionReason.malformed_cookie,
+      how: 'the raw session token without its signature (what sign-in returns in its body)',
+      prepare: async () => ({ gw, headers: { cookie: `${COOKIE}=${(await freshSession(gw)).token}` } }),
+    },
+    {
+      reason: SessionReason.bad_signature,
+      how: 'a cookie signed by another instance whose BETTER_AUTH_SECRET differs (same database)',
+      prepare: async () => ({ gw: other, headers: { cookie: `${COOKIE}=${(await freshSession(gw)).cookieValue}` } }),
+    },
+    {
+      reason: SessionReason.session_not_found,
+      how: 'a real cookie whose session row was deleted',
+      prepare: async () => {
+        const s = await freshSession(gw)
+        const rows = await sql(gw.databaseUrl, 'DELETE FROM "session" WHERE token = $1 RETURNING id', [s.token])
+        if (rows.length !== 1) throw new Error('session row not deleted')
+        return { gw, headers: { cookie: `${COOKIE}=${s.cookieValue}` } }
+      },
+    },
+    {
+      reason: SessionReason.session_not_found,
+      how: 'a correctly signed cookie over a token that never existed',
+      prepare: async () => {
+        const token = randomBytes(24).toString('base64url')
+        const signature = createHmac('sha256', TEST_SECRET).update(token).digest('base64')
+        return { gw, headers: { cookie: `${COOKIE}=${encodeURIComponent(`${token}.${signature}`)}` } }
+      },
+    },
+    {
+      reason: SessionReason.session_expired,
+      how: 'a real cookie whose session row expired a minute ago',
+      prepare: async () => {
+        const s = await freshSession(gw)
+        await sql(gw.databaseUrl, `UPDATE "session" SET "expiresAt" = now() - interval '1 minute' WHERE token = $1`, [s.token])
+        return { gw, headers: { cookie: `${COOKIE}=${s.cookieValue}` } }
+      },
+    },
+    {
+      reason: SessionReason.user_not_found,
+      how: 'a real cookie whose session row outlived its user row',
+      prepare: async () => {
+        // better-auth's schema declares session."userId" REFERENCES "user"(id)
+        // ON DELETE CASCADE, so here a session cannot outlive its user; stores
+        // without that constraint (hand-written migrations, other adapters,
+        // a user removed by another system) can. Drop it in this test's own
+        // database to construct the state.
+        const fks = await sql(gw.databaseUrl, `SELECT conname FROM pg_constraint WHERE conrelid = '"session"'::regclass AND contype = 'f'`)
+        for (const fk of fks) await sql(gw.databaseUrl, `ALTER TABLE "session" DROP CONSTRAINT "${String(fk.conname)}"`)
+        const s = await freshSession(gw)
+        await sql(gw.databaseUrl, 'DELETE FROM "user" WHERE id = $1', [s.userId])
+        const left = await sql(gw.databaseUrl, 'SELECT count(*)::int AS n FROM "session" WHERE token = $1', [s.token])
+        if (left[0]?.n !== 1) throw new Error('the session row did not survive the user row')
+        return { gw, headers: { cookie: `${COOKIE}=${s.cookieValue}` } }
+      },
+    },
+  ]
+
+  t.same(new Set(cases.map((c) => c.reason)), new Set(valuesOf(SessionReason)), 'every SessionReason has a case')
+
+  for (const c of cases) {
+    for (const path of ['gateway', 'auth'] as const) {
+      await t.test(`${c.reason} via ${path === 'gateway' ? 'GET /api/me' : 'GET /api/auth/token'}: ${c.how}`, async (t) => {
+        const { gw: target, headers } = await c.prepare(path)
+        const before = await scrape(target)
+        const res = await send(target, path, headers)
+        const after = await scrape(target)
+        checkDenial(t, target, res, c.reason, path)
+        const expected: Record<string, number> =
+          path === 'gateway'
+            ? {
+                [seriesKey('authgw_unauthorized_total', { source: 'gateway', mechanism: 'session', reason: c.reason })]: 1,
+                [seriesKey('authgw_auth_decisions_total', { mechanism: 'session', outcome: 'denied' })]: 1,
+                [seriesKey('authgw_session_nulls_total', { reason: c.reason })]: 1,
+                [seriesKey('authgw_http_request_duration_seconds_count', { method: 'GET', route: '/api/*', status_code: 401 })]: 1,
+              }
+            : {
+                [seriesKey('authgw_unauthorized_total', { source: 'auth', mechanism: 'session', reason: c.reason })]: 1,
+                [seriesKey('authgw_session_nulls_total', { reason: c.reason })]: 1,
+                [seriesKey('authgw_token_issue_failures_total', { reason: 'no_session' })]: 1,
+                [seriesKey('authgw_http_request_duration_seconds_count', { method: 'GET', route: '/api/auth/token', status_code: 401 })]: 1,
+              }
+        // better-auth deletes an expired session row when it meets it; the
+        // gateway's delete hook counts that as a session ended.
+        if (path === 'auth' && c.reason === SessionReason.session_expired) expected.authgw_sessions_revoked_total = 1
+        t.same(unexpectedMovements(delta(before, after), expected), [], 'exactly the expected series moved')
+      })
+    }
+  }
+})
+
+function checkDenial(t: Test, gw: TestGateway, res: Res, reason: SessionReasonT, path: Path): void {
+  t.equal(res.status, 401, res.text)
+  const requestId = res.headers.get('x-request-id')
+  t.ok(requestId, 'x-request-id header')
+  if (path === 'gateway') {
+    t.same(res.body, { error: 'unauthorized', reason, requestId }, 'JSON body names the reason')
+    t.notOk(res.headers.get('www-authenticate'), 'no bearer challenge for a cookie client')
+  } else {
+    // better-auth's own answer goes out unchanged: its clients read `code`.
+    t.match(res.body, { code: 'UNAUTHORIZED' }, "better-auth's body")
+  }
+  const line = gw.logs.accessLines().find((r) => r.reqId === requestId)
+  t.ok(line, 'one access log line for the request')
+  t.match(line, {
+    status: 401,
+    route: path === 'gateway' ? '/api/*' : '/api/auth/token',
+    mechanism: 'session',
+    outcome: 'denied',
+    reason,
+    source: path === 'gateway' ? 'gateway' : 'auth',
+  })
+}
