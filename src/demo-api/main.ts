@@ -1,4 +1,5 @@
 // Run the demo upstream on its own: PORT, JWKS_URL, ISSUER, AUDIENCE.
+import { ProxyTracerProvider, trace } from '@opentelemetry/api'
 import { buildDemoApi } from './server.ts'
 
 const env = process.env
@@ -12,6 +13,16 @@ const app = buildDemoApi({
 await app.listen({ port: Number(env.PORT ?? 4000), host: env.HOST ?? '0.0.0.0' })
 for (const sig of ['SIGTERM', 'SIGINT'] as const) {
   process.once(sig, () => {
-    app.close().then(() => process.exit(0))
+    app
+      .close()
+      .then(flushTraces)
+      .finally(() => process.exit(0))
   })
+}
+
+/** Export the spans still buffered when started with the tracing bootstrap. */
+async function flushTraces(): Promise<void> {
+  const provider = trace.getTracerProvider()
+  const sdk = provider instanceof ProxyTracerProvider ? provider.getDelegate() : provider
+  await (sdk as { shutdown?: () => Promise<void> }).shutdown?.()
 }

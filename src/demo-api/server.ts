@@ -2,6 +2,8 @@
 // gateway forwards, verified the way any external service would (PyJWT, a Go
 // service …): the JWKS URL, the issuer and the audience. It imports nothing
 // from the gateway.
+import { FastifyOtelInstrumentation } from '@fastify/otel'
+import { ProxyTracerProvider, trace } from '@opentelemetry/api'
 import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
 import { createRemoteJWKSet, errors, jwtVerify } from 'jose'
@@ -12,10 +14,25 @@ export type DemoApiOptions = {
   audience: string
   algorithms?: string[]
   logger?: boolean
+  /** Continue the caller's trace (W3C traceparent); default: when an OpenTelemetry SDK is registered. */
+  tracing?: boolean
 }
 
 export function buildDemoApi(opts: DemoApiOptions): FastifyInstance {
   const app = Fastify({ logger: opts.logger ?? false })
+  if (opts.tracing ?? tracerProviderRegistered()) {
+    // One server span per request, child of the gateway's upstream call.
+    const instrumentation = new FastifyOtelInstrumentation({
+      instrumentHooks: false,
+      instrumentHandler: false,
+      recordExceptions: false,
+      requestHook: (span, request) => {
+        span.updateName(`${request.method} ${request.routeOptions.url ?? ''}`.trim())
+        span.setAttribute('url.path', request.url.split('?')[0] as string)
+      },
+    })
+    app.register(instrumentation.plugin())
+  }
   const jwks = createRemoteJWKSet(new URL(opts.jwksUrl), { timeoutDuration: 2000, cooldownDuration: 30_000 })
 
   app.decorateRequest('identity', null)
@@ -44,4 +61,10 @@ export function buildDemoApi(opts: DemoApiOptions): FastifyInstance {
   app.get('/api/public/ping', async () => ({ pong: true }))
   app.all('/api/*', async (request) => ({ ok: true, method: request.method, path: request.url.split('?')[0] }))
   return app
+}
+
+/** True when an OpenTelemetry SDK registered a tracer provider (e.g. started with the bootstrap). */
+function tracerProviderRegistered(): boolean {
+  const provider = trace.getTracerProvider()
+  return !(provider instanceof ProxyTracerProvider) || provider.getDelegate() !== new ProxyTracerProvider().getDelegate()
 }

@@ -10,11 +10,16 @@ export const Attr = {
   cacheHit: 'authgw.cache.hit',
   authEndpoint: 'authgw.auth.endpoint',
   jwksKeys: 'authgw.jwks.keys',
+  requestId: 'authgw.request_id',
   // OpenTelemetry semantic conventions
   errorType: 'error.type',
   userPseudoId: 'enduser.pseudo.id',
   httpRoute: 'http.route',
   httpStatus: 'http.response.status_code',
+  httpMethod: 'http.request.method',
+  serverAddress: 'server.address',
+  serverPort: 'server.port',
+  urlPath: 'url.path',
 } as const
 
 export const SpanName = {
