@@ -33,6 +33,8 @@ export class JwksStore {
   #inflight: Promise<void> | undefined
   #lastUnknownKidRefresh = Number.NEGATIVE_INFINITY
   #lastSuccess = 0
+  /** Outcome of the latest refresh: inside a cooldown after a failed one, an unknown kid is undecidable, not unknown. */
+  #lastRefreshFailed = false
   #timer: NodeJS.Timeout | undefined
   readonly #opts: JwksStoreOptions
   readonly #now: () => number
@@ -61,6 +63,14 @@ export class JwksStore {
     this.#timer.unref()
   }
 
+  /**
+   * A signing key was just created by this instance: the next unknown kid
+   * refreshes at once instead of waiting out a cooldown that junk kids started.
+   */
+  keyCreated(): void {
+    this.#lastUnknownKidRefresh = Number.NEGATIVE_INFINITY
+  }
+
   stop(): void {
     if (this.#timer) clearInterval(this.#timer)
   }
@@ -74,6 +84,7 @@ export class JwksStore {
       try {
         jwks = await this.#opts.fetchKeys()
       } catch (err) {
+        this.#lastRefreshFailed = true
         this.#opts.onRefresh?.(JwksRefreshOutcome.failure, this.#keys.size, (performance.now() - started) / 1000, err)
         throw new JwksUnavailableError(err)
       }
@@ -95,6 +106,7 @@ export class JwksStore {
       }
       this.#keys = next
       this.#lastSuccess = this.#now()
+      this.#lastRefreshFailed = false
       this.#opts.onRefresh?.(JwksRefreshOutcome.success, next.size, (performance.now() - started) / 1000)
     }
     const traced = this.#opts.traceRefresh ? this.#opts.traceRefresh(run) : run()
@@ -106,8 +118,10 @@ export class JwksStore {
 
   /**
    * The key for `kid`. Unknown kids trigger one refresh per cooldown; inside
-   * the cooldown they are simply unknown. Throws JwksUnavailableError when the
-   * key set cannot be loaded at all.
+   * the cooldown they are simply unknown — unless the latest refresh failed:
+   * then the key store, not the token, is the problem and JwksUnavailableError
+   * is thrown (a 503, never a 401 for a store reason). Also thrown when the key
+   * set cannot be loaded at all.
    */
   async getKey(kid: string): Promise<VerifyKey | undefined> {
     const key = this.#keys.get(kid)
@@ -117,7 +131,9 @@ export class JwksStore {
     if (this.loaded && now - this.#lastUnknownKidRefresh < this.#opts.cooldownSeconds * 1000) {
       if (!this.#inflight) this.#opts.onRefresh?.(JwksRefreshOutcome.suppressed, this.#keys.size, 0)
       else await this.#inflight.catch(() => undefined)
-      return this.#keys.get(kid)
+      const known = this.#keys.get(kid)
+      if (known === undefined && this.#lastRefreshFailed) throw new JwksUnavailableError(new Error('latest JWKS refresh failed'))
+      return known
     }
     this.#lastUnknownKidRefresh = now
     try {

@@ -14,6 +14,10 @@ export function createPool(databaseUrl: string, opts: PoolOptions): Pool {
     // briefly, then fails (→ 503), never hangs.
     connectionTimeoutMillis: opts.connectTimeoutMs,
     statement_timeout: opts.statementTimeoutMs,
+    // statement_timeout is enforced by the server; a server that stopped
+    // answering (partition, frozen host) needs a client-side bound too.
+    query_timeout: opts.statementTimeoutMs + 1000,
+    keepAlive: true,
     application_name: 'authgw',
   })
   // An idle client losing its server (restart, failover) emits 'error' on the

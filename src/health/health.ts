@@ -16,22 +16,43 @@ export type HealthOptions = {
 
 const READY_DB_TIMEOUT_MS = 1000
 
+// /readyz is reachable without credentials: without this bound, a flood of
+// probes would take the pool connections that session lookups need.
+const READY_DB_CACHE_MS = 1000
+
 async function healthPlugin(app: FastifyInstance, opts: HealthOptions) {
   app.get('/healthz', async () => ({ status: 'ok' }))
 
-  app.get('/readyz', async (_request, reply) => {
-    if (opts.isDraining()) return reply.code(503).send({ status: 'draining', checks: {} })
-    const database = await pingDatabase(opts.pool).then(
-      () => 'ok',
+  // While draining, every answer closes its connection: keep-alive clients
+  // reconnect (to another replica) before the listener closes, instead of
+  // sending their next request into a closing server.
+  app.addHook('onSend', async (_request, reply) => {
+    if (opts.isDraining()) reply.header('connection', 'close')
+  })
+
+  // One ping at a time, its answer reused for READY_DB_CACHE_MS.
+  let last: { at: number; result: Promise<'ok' | 'unreachable'> } | undefined
+  const database = (): Promise<'ok' | 'unreachable'> => {
+    const now = Date.now()
+    if (last !== undefined && now - last.at < READY_DB_CACHE_MS) return last.result
+    const result = pingDatabase(opts.pool).then(
+      () => 'ok' as const,
       () => {
         opts.onDbError()
-        return 'unreachable'
+        return 'unreachable' as const
       },
     )
+    last = { at: now, result }
+    return result
+  }
+
+  app.get('/readyz', async (_request, reply) => {
+    if (opts.isDraining()) return reply.code(503).send({ status: 'draining', checks: {} })
+    const db = await database()
     const keys = opts.jwks.loaded ? 'ok' : 'not_loaded'
     const migrations = opts.migrated === undefined || opts.migrated() ? 'ok' : 'pending'
-    const ready = database === 'ok' && keys === 'ok' && migrations === 'ok'
-    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', checks: { database, migrations, keys } })
+    const ready = db === 'ok' && keys === 'ok' && migrations === 'ok'
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', checks: { database: db, migrations, keys } })
   })
 }
 

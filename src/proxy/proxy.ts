@@ -8,6 +8,8 @@ import type { Guard } from '../auth/guard.ts'
 import { Mechanism, UnauthorizedSource, UpstreamFailureReason, UpstreamRejectReason } from '../reasons.ts'
 import type { UpstreamFailureReason as FailureReason } from '../reasons.ts'
 import type { Metrics } from '../telemetry/metrics.ts'
+import { RequestErrorReason } from '../reasons.ts'
+import { stripHopByHop } from './headers.ts'
 import type { HeaderPolicy } from './headers.ts'
 
 export const PROXY_ROUTE = '/api/*'
@@ -39,11 +41,13 @@ export function classifyUpstreamError(error: unknown): { reason: FailureReason; 
     if (code) codes.push(code)
   }
   const has = (...c: string[]) => codes.some((x) => c.includes(x))
-  if (has('UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'FST_REPLY_FROM_GATEWAY_TIMEOUT', 'FST_REPLY_FROM_TIMEOUT', 'ETIMEDOUT')) {
-    return { reason: UpstreamFailureReason.timeout, status: 504 }
-  }
-  if (has('ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'FST_REPLY_FROM_SERVICE_UNAVAILABLE')) {
+  // No connection at all, including UPSTREAM_CONNECT_TIMEOUT_MS running out
+  // (reply-from labels that one 504): the upstream was never asked.
+  if (has('ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'ETIMEDOUT', 'FST_REPLY_FROM_SERVICE_UNAVAILABLE')) {
     return { reason: UpstreamFailureReason.connect_error, status: 502 }
+  }
+  if (has('UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'FST_REPLY_FROM_GATEWAY_TIMEOUT', 'FST_REPLY_FROM_TIMEOUT')) {
+    return { reason: UpstreamFailureReason.timeout, status: 504 }
   }
   if (has('ECONNRESET', 'UND_ERR_SOCKET', 'EPIPE', 'UND_ERR_CLOSED')) return { reason: UpstreamFailureReason.reset, status: 502 }
   return { reason: UpstreamFailureReason.bad_response, status: 502 }
@@ -63,8 +67,6 @@ async function proxyPlugin(app: FastifyInstance, opts: ProxyOptions) {
       connect: { timeout: opts.connectTimeoutMs },
     },
   })
-
-  const isPublic = (url: string) => opts.publicPaths.some((p) => url.startsWith(p))
 
   const onResponse = (request: FastifyRequest, reply: FastifyReply, res: { statusCode: number; stream: NodeJS.ReadableStream }): void => {
     const started = request.upstreamStartedAt ?? performance.now()
@@ -91,24 +93,30 @@ async function proxyPlugin(app: FastifyInstance, opts: ProxyOptions) {
   app.register(async (scope) => {
     scope.removeAllContentTypeParsers()
     scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: opts.bodyLimit }, (_req, body, done) => done(null, body))
+    // Authenticate before the body is read: a denied client must not get to
+    // make the gateway buffer up to PROXY_BODY_LIMIT_BYTES first.
+    scope.addHook('onRequest', async (request, reply) => {
+      if (isPublicPath(request.url, opts.publicPaths)) return
+      const jwt = await guard(request, reply)
+      if (jwt === undefined) return reply
+      request.upstreamJwt = jwt
+    })
     scope.all(PROXY_ROUTE, async (request, reply) => {
-      let jwt: string | undefined
-      if (isPublic(request.url)) {
-        jwt = undefined
-      } else {
-        jwt = await guard(request, reply)
-        if (jwt === undefined) return reply
+      const path = upstreamPath(request.url)
+      if (path === undefined) {
+        request.authgw.reason = RequestErrorReason.bad_request
+        return reply.code(400).send({ error: RequestErrorReason.bad_request, reason: RequestErrorReason.bad_request, requestId: request.id })
       }
+      const jwt = request.upstreamJwt
+      // The body exactly as received. Left to itself, reply-from would
+      // JSON.stringify a Buffer body whose Content-Type is JSON
+      // (`{"type":"Buffer","data":[…]}`) and drop Content-Type parameters.
+      const body = request.body instanceof Buffer && request.body.length > 0 ? request.body : undefined
       request.upstreamStartedAt = performance.now()
-      return reply.from(request.url, {
-        rewriteRequestHeaders: (_req, headers) => {
-          if (jwt === undefined) {
-            const h = headerPolicy.rewrite(request, headers, '')
-            delete h.authorization
-            return h
-          }
-          return headerPolicy.rewrite(request, headers, jwt)
-        },
+      return reply.from(path, {
+        ...(body === undefined ? {} : { body, contentType: request.headers['content-type'] ?? 'application/octet-stream' }),
+        rewriteRequestHeaders: (_req, headers) => headerPolicy.rewrite(request, headers, jwt),
+        rewriteHeaders: (headers) => stripHopByHop(headers),
         // Never retry: a non-idempotent request must reach the upstream at most once.
         retryDelay: () => null,
         onResponse: onResponse as never,
@@ -116,6 +124,45 @@ async function proxyPlugin(app: FastifyInstance, opts: ProxyOptions) {
       })
     })
   })
+}
+
+/**
+ * The path part of a request URL as it is sent upstream (the query string is
+ * passed through untouched by reply-from), or undefined when it does not
+ * decode or climbs out of its prefix with a `..` segment.
+ */
+export function upstreamPath(url: string): string | undefined {
+  const q = url.indexOf('?')
+  const path = q === -1 ? url : url.slice(0, q)
+  let decoded: string
+  try {
+    decoded = decodeURIComponent(path)
+  } catch {
+    return undefined
+  }
+  return PARENT_SEGMENT.test(decoded.replaceAll('\\', '/')) ? undefined : path
+}
+
+const PARENT_SEGMENT = /(^|\/)\.\.(\/|$)/
+const DOT_SEGMENT = /(^|\/)\.\.?(\/|$)/
+
+/**
+ * PUBLIC_PATHS match on the decoded path, and a path that could be read as
+ * another one upstream (dot segments, encoded or back slashes) is never public:
+ * `/api/public/../admin` must not skip authentication.
+ */
+export function isPublicPath(url: string, prefixes: readonly string[]): boolean {
+  if (prefixes.length === 0) return false
+  const q = url.indexOf('?')
+  const path = q === -1 ? url : url.slice(0, q)
+  let decoded: string
+  try {
+    decoded = decodeURIComponent(path)
+  } catch {
+    return false
+  }
+  if (decoded.includes('\\') || decoded.includes('%') || DOT_SEGMENT.test(decoded) || /%2f|%5c/i.test(path)) return false
+  return prefixes.some((p) => path.startsWith(p) && decoded.startsWith(p))
 }
 
 export const proxy = fp(proxyPlugin, { name: 'authgw-proxy', fastify: '5.x' })

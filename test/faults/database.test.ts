@@ -1,0 +1,158 @@
+// PostgreSQL failures under a running gateway: the test stops and restarts a
+// private cluster, and exhausts a two-connection pool. Store trouble is a 503
+// with its reason, never a 401, and the gateway recovers without a restart.
+import t from 'tap'
+import { Client, PASSWORD, uniqueEmail } from '../helpers/client.ts'
+import { startTestGateway } from '../helpers/gateway.ts'
+import { delta, scrape, sumOf } from '../helpers/metrics.ts'
+import { startPrivatePostgres } from '../helpers/private-postgres.ts'
+import { eventually, recordingUpstream } from './support.ts'
+
+const unauthorized = (s: Map<string, number>) => sumOf(s, 'authgw_unauthorized_total')
+
+t.test('database stopped, then restarted under a running gateway', async (t) => {
+  const pg = await startPrivatePostgres(t)
+  const upstream = await recordingUpstream(t)
+  // TTL 0: every session check goes to the database.
+  const gw = await startTestGateway(t, {
+    databaseUrl: pg.url,
+    upstreamUrl: upstream.url,
+    env: { SESSION_CACHE_TTL_SECONDS: '0', DB_CONNECT_TIMEOUT_MS: '1000' },
+  })
+  const email = uniqueEmail('db-outage')
+  const c = new Client(gw.url)
+  t.equal((await c.signUp(email, PASSWORD)).status, 200)
+  const jwt = await c.token()
+  t.equal((await c.get('/api/orders')).status, 200, 'cookie works before the outage')
+  t.equal((await fetch(`${gw.url}/readyz`)).status, 200)
+
+  await pg.stop()
+  const before = await scrape(gw)
+
+  t.test('uncached session checks answer 503 store_unavailable', async (t) => {
+    for (let i = 0; i < 3; i++) {
+      const r = await c.get('/api/orders')
+      t.equal(r.status, 503, r.text)
+      t.match(r.body, { error: 'service_unavailable', reason: 'store_unavailable' })
+      t.equal(r.headers.get('retry-after'), '5')
+    }
+  })
+
+  t.test('the better-auth endpoints that check the session answer 503 too', async (t) => {
+    for (const path of ['/api/auth/token', '/api/auth/get-session']) {
+      const r = await c.get(path)
+      t.equal(r.status, 503, `${path}: ${r.text}`)
+      t.match(r.body, { reason: 'store_unavailable' })
+    }
+  })
+
+  t.test('sign-in answers 5xx, counted as a failure that is not about credentials', async (t) => {
+    const b = await scrape(gw)
+    const r = await new Client(gw.url).signIn(email, PASSWORD)
+    t.ok(r.status >= 500 && r.status < 600, `sign-in: ${r.status} ${r.text}`)
+    const moved = [...delta(b, await scrape(gw))].filter(([k]) => k.startsWith('authgw_sign_in_attempts_total'))
+    t.equal(moved.length, 1, 'one sign-in attempt counted')
+    // better-auth answers its own store failure with a 500, which mount.ts
+    // labels `error`; `store_unavailable` is what the alerts would like.
+    t.match(moved[0]?.[0] ?? '', /outcome="failure",reason="(store_unavailable|error)"/)
+  })
+
+  t.test('/readyz turns 503 and names the database', async (t) => {
+    // Its database check is reused for up to a second.
+    const body = await eventually(
+      async () => {
+        const r = await fetch(`${gw.url}/readyz`)
+        return r.status === 503 ? r.json() : undefined
+      },
+      { limitMs: 5000, what: '/readyz 503' },
+    )
+    t.match(body, { status: 'not_ready', checks: { database: 'unreachable' } })
+  })
+
+  t.test('a bearer JWT needs no database: still served from the in-memory keys', async (t) => {
+    const r = await new Client(gw.url).get('/api/orders', { headers: { authorization: `Bearer ${jwt}` } })
+    t.equal(r.status, 200, r.text)
+  })
+
+  t.test('a kid the gateway has not seen cannot be looked up: 503 jwks_unavailable, also inside the refresh cooldown', async (t) => {
+    const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url')
+    const unseen = `${b64({ alg: 'EdDSA', kid: 'rotated-while-the-store-was-down' })}.${b64({ sub: 'x', exp: 4102444800 })}.${'A'.repeat(86)}`
+    for (let i = 0; i < 3; i++) {
+      const r = await new Client(gw.url).get('/api/orders', { headers: { authorization: `Bearer ${unseen}` } })
+      t.equal(r.status, 503, `attempt ${i}: ${r.text}`)
+      t.equal(r.body.reason, 'jwks_unavailable')
+    }
+  })
+
+  t.test('the outage is counted as unavailability, nothing as a 401', async (t) => {
+    const after = await scrape(gw)
+    const d = delta(before, after)
+    t.equal(unauthorized(after) - unauthorized(before), 0, 'no 401 of any reason')
+    t.ok((d.get('authgw_auth_unavailable_total{mechanism="session",reason="store_unavailable"}') ?? 0) >= 5, 'auth_unavailable{store_unavailable}')
+    t.ok((d.get('authgw_db_errors_total{operation="session_lookup"}') ?? 0) >= 3, 'db_errors{session_lookup}')
+    t.ok((d.get('authgw_db_errors_total{operation="health_check"}') ?? 0) >= 1, 'db_errors{health_check}')
+    t.ok((d.get('authgw_token_issue_failures_total{reason="store_unavailable"}') ?? 0) >= 1, 'token_issue_failures{store_unavailable}')
+    const five = gw.logs.accessLines().filter((l) => l.status === 503 && l.route === '/api/*')
+    t.ok(five.filter((l) => l.reason === 'store_unavailable').length >= 3, 'access lines with reason store_unavailable')
+    t.same(five.filter((l) => l.outcome !== 'error' || !['store_unavailable', 'jwks_unavailable'].includes(String(l.reason))), [], 'every 503 line: outcome error and an unavailability reason')
+  })
+
+  t.test('restarted: service resumes without restarting the gateway', async (t) => {
+    await pg.start()
+    const r = await eventually(
+      async () => {
+        const res = await c.get('/api/orders')
+        return res.status === 200 ? res : undefined
+      },
+      { limitMs: 20_000, everyMs: 100, what: 'cookie request 200 after the restart' },
+    )
+    t.equal(r.status, 200)
+    await eventually(async () => ((await fetch(`${gw.url}/readyz`)).status === 200 ? true : undefined), { limitMs: 5000, what: '/readyz ready again' })
+    const again = await new Client(gw.url).signIn(email, PASSWORD)
+    t.equal(again.status, 200, `sign-in works again: ${again.text}`)
+    t.equal((await c.get('/api/auth/token')).status, 200, 'token endpoint works again')
+  })
+})
+
+t.test('pool exhaustion (DB_POOL_MAX=2): queues briefly, then 503, never hangs', async (t) => {
+  const upstream = await recordingUpstream(t)
+  const gw = await startTestGateway(t, {
+    upstreamUrl: upstream.url,
+    env: { DB_POOL_MAX: '2', DB_CONNECT_TIMEOUT_MS: '1000', SESSION_CACHE_TTL_SECONDS: '0' },
+  })
+  const c = new Client(gw.url)
+  t.equal((await c.signUp(uniqueEmail('pool'), PASSWORD)).status, 200)
+  // The first proxied call mints (and caches) the upstream JWT; later calls need only the session lookup.
+  t.equal((await c.get('/api/orders')).status, 200)
+
+  const hold = (seconds: number) => Promise.all([gw.pool.query(`SELECT pg_sleep(${seconds})`), gw.pool.query(`SELECT pg_sleep(${seconds})`)])
+  const busy = () => eventually(async () => (gw.pool.totalCount === 2 && gw.pool.idleCount === 0 ? true : undefined), { limitMs: 5000, what: 'both connections busy' })
+
+  t.test('held briefly: the lookup waits for a connection and succeeds', async (t) => {
+    const held = hold(0.2)
+    await busy()
+    const r = await c.get('/api/orders')
+    t.equal(r.status, 200, r.text)
+    await held
+  })
+
+  t.test('held longer than DB_CONNECT_TIMEOUT_MS: every waiting lookup answers 503 store_unavailable', async (t) => {
+    const before = await scrape(gw)
+    const held = hold(2.5)
+    await busy()
+    const answers = await Promise.all(
+      Array.from({ length: 5 }, () => fetch(`${gw.url}/api/orders`, { headers: { cookie: c.cookieHeader }, signal: AbortSignal.timeout(15_000) })),
+    )
+    t.same(
+      answers.map((a) => a.status),
+      [503, 503, 503, 503, 503],
+    )
+    for (const a of answers) t.match(await a.json(), { reason: 'store_unavailable' })
+    const d = delta(before, await scrape(gw))
+    t.equal(d.get('authgw_auth_unavailable_total{mechanism="session",reason="store_unavailable"}'), 5)
+    t.equal(d.get('authgw_db_errors_total{operation="session_lookup"}'), 5)
+    t.equal(unauthorized(await scrape(gw)) - unauthorized(before), 0, 'no 401')
+    await held
+    t.equal((await c.get('/api/orders')).status, 200, 'served again once the connections are back')
+  })
+})

@@ -1,0 +1,93 @@
+// better-auth key rotation seen through the gateway's in-memory JWKS, and
+// the unknown-kid refresh cooldown under a burst of junk kids.
+import { randomBytes } from 'node:crypto'
+import t from 'tap'
+import { Client, PASSWORD, uniqueEmail } from '../helpers/client.ts'
+import { startTestGateway } from '../helpers/gateway.ts'
+import { delta, scrape, sumOf } from '../helpers/metrics.ts'
+import { recordingUpstream, sleep } from './support.ts'
+
+const refreshes = (outcome: string) => `authgw_jwks_refreshes_total{outcome="${outcome}"}`
+const kidOf = (jwt: string) => (JSON.parse(Buffer.from(jwt.split('.')[0]!, 'base64url').toString('utf8')) as { kid: string }).kid
+const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url')
+const junkToken = () => `${b64({ alg: 'EdDSA', kid: randomBytes(16).toString('hex') })}.${b64({ sub: 'x', exp: 4102444800 })}.${randomBytes(64).toString('base64url')}`
+
+t.test('rotation: tokens minted before and after are all accepted; one refresh learns the new kid', async (t) => {
+  const upstream = await recordingUpstream(t)
+  const gw = await startTestGateway(t, {
+    upstreamUrl: upstream.url,
+    env: { JWKS_ROTATION_INTERVAL_SECONDS: '1', JWKS_GRACE_PERIOD_SECONDS: '3600' },
+  })
+  const c = new Client(gw.url)
+  t.equal((await c.signUp(uniqueEmail('rotate'), PASSWORD)).status, 200)
+  const before1 = await c.token()
+  t.equal((await new Client(gw.url).get('/api/orders', { headers: { authorization: `Bearer ${before1}` } })).status, 200)
+  const before = await scrape(gw)
+
+  // The signing key expires after 1 s; the next signing mints a new one.
+  await sleep(1100)
+  const after1 = await c.token()
+  const after2 = await c.token()
+  t.not(kidOf(after1), kidOf(before1), 'the token minted after the rotation interval carries a new kid')
+  t.equal(kidOf(after2), kidOf(after1))
+
+  const published = (await (await fetch(`${gw.url}/api/auth/jwks`)).json()) as { keys: Array<{ kid: string }> }
+  // Usually two keys; a third when a slow start let the first key expire before before1 was signed.
+  const publishedKids = published.keys.map((k) => k.kid)
+  t.ok(publishedKids.includes(kidOf(before1)) && publishedKids.includes(kidOf(after1)), 'both keys are published during the grace period')
+
+  // Old and new tokens and the cookie, concurrently, several times over.
+  const calls: Array<Promise<number>> = []
+  for (let i = 0; i < 10; i++) {
+    for (const token of [after1, before1, after2]) {
+      calls.push(new Client(gw.url).get('/api/orders', { headers: { authorization: `Bearer ${token}` } }).then((r) => r.status))
+    }
+    calls.push(c.get('/api/orders').then((r) => r.status))
+  }
+  const statuses = await Promise.all(calls)
+  t.same(
+    statuses.filter((s) => s !== 200),
+    [],
+    'every valid token and the cookie were accepted',
+  )
+
+  const after = await scrape(gw)
+  const d = delta(before, after)
+  t.equal(sumOf(after, 'authgw_unauthorized_total') - sumOf(before, 'authgw_unauthorized_total'), 0, 'zero 401s')
+  t.equal(d.get(refreshes('success')), 1, 'exactly one refresh, for the new kid')
+  t.equal(d.get(refreshes('failure')) ?? 0, 0)
+  t.equal(after.get('authgw_jwks_keys'), publishedKids.length, 'the in-memory JWKS holds every published key')
+})
+
+t.test('a burst of unknown kids: at most one refresh per cooldown', async (t) => {
+  const COOLDOWN_S = 6
+  const gw = await startTestGateway(t, { env: { JWKS_REFRESH_COOLDOWN_SECONDS: String(COOLDOWN_S) } })
+  const c = new Client(gw.url)
+  t.equal((await c.signUp(uniqueEmail('kids'), PASSWORD)).status, 200)
+  const valid = await c.token()
+  const before = await scrape(gw)
+
+  const wave = async (n: number) => {
+    const answers = await Promise.all(
+      Array.from({ length: n }, () => new Client(gw.url).get('/api/orders', { headers: { authorization: `Bearer ${junkToken()}` } })),
+    )
+    return answers.map((a) => `${a.status} ${a.body?.reason}`)
+  }
+
+  const first = await wave(50)
+  const second = await wave(50)
+  t.same(new Set([...first, ...second]), new Set(['401 kid_unknown']), 'every junk kid is a 401 kid_unknown')
+  const mid = delta(before, await scrape(gw))
+  t.equal(mid.get(refreshes('success')), 1, 'one refresh for 100 unknown kids inside one cooldown')
+  t.ok((mid.get(refreshes('suppressed')) ?? 0) >= 50, `the rest were suppressed (${mid.get(refreshes('suppressed'))})`)
+  t.equal(mid.get('authgw_jwt_validation_failures_total{reason="kid_unknown"}'), 100)
+
+  // The next cooldown window allows the next refresh, again only one.
+  await sleep(COOLDOWN_S * 1000 + 200)
+  await wave(50)
+  const end = delta(before, await scrape(gw))
+  t.equal(end.get(refreshes('success')), 2, 'one more refresh in the next window')
+  t.equal(end.get(refreshes('failure')) ?? 0, 0)
+
+  t.equal((await new Client(gw.url).get('/api/orders', { headers: { authorization: `Bearer ${valid}` } })).status, 200, 'valid tokens unaffected')
+})
