@@ -6,6 +6,7 @@ import { applyDevDefaults } from './config/dev-defaults.ts'
 import { ConfigError, loadConfig } from './config/load.ts'
 import { startGateway } from './start.ts'
 import { createLogger } from './telemetry/logging.ts'
+import { shutdownTracing } from './telemetry/tracing.ts'
 
 const root = join(import.meta.dirname, '..')
 const version = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version
@@ -50,6 +51,8 @@ async function shutdown(signal: string) {
     await running.close()
     await dev.close()
     log.info({ event: 'shutdown' }, 'stopped')
+    // Spans still buffered in the batch processor are exported before exit.
+    await shutdownTracing()
     process.exit(0)
   } catch (err) {
     log.error({ err: { message: (err as Error).message } }, 'shutdown failed')

@@ -141,5 +141,17 @@ export type DbOperation = (typeof DbOperation)[keyof typeof DbOperation]
 
 export const RateLimitReason = { rate_limited: 'rate_limited' } as const
 
+/** Reasons of 4xx answers that are about the request itself, not about credentials. */
+export const RequestErrorReason = {
+  bad_request: 'bad_request',
+  not_found: 'not_found',
+  body_too_large: 'body_too_large',
+  unsupported_media_type: 'unsupported_media_type',
+  empty_body: 'empty_body',
+  request_timeout: 'request_timeout',
+  header_too_large: 'header_too_large',
+} as const
+export type RequestErrorReason = (typeof RequestErrorReason)[keyof typeof RequestErrorReason]
+
 export const valuesOf = <T extends Record<string, string>>(o: T): Array<T[keyof T]> =>
   Object.values(o) as Array<T[keyof T]>

@@ -17,16 +17,18 @@ import { AUTH_OTHER_ROUTE, authRouteLabel, mountAuth } from './auth/mount.ts'
 import { SessionValidator, cookieNamesFor } from './auth/session.ts'
 import type { ResolvedConfig } from './config/load.ts'
 import { health } from './health/health.ts'
+import { connectionsCheckingInterval, createClientErrorHandler, frameworkErrors } from './proxy/client-errors.ts'
 import { createHeaderPolicy } from './proxy/headers.ts'
 import { proxy } from './proxy/proxy.ts'
-import { DbOperation } from './reasons.ts'
+import { DbOperation, RequestErrorReason } from './reasons.ts'
 import { Attr, SpanName } from './telemetry/attributes.ts'
 import { pseudonymize, secretFingerprint } from './telemetry/fingerprint.ts'
 import { safePath } from './telemetry/logging.ts'
 import { OTHER_ROUTE, createMetrics } from './telemetry/metrics.ts'
 import type { Metrics } from './telemetry/metrics.ts'
-import { activeSpan, activeTraceIds, inSpan } from './telemetry/tracing.ts'
+import { activeSpan, getFastifyOtelPlugin, inSpan } from './telemetry/tracing.ts'
 import { cors } from './web/cors.ts'
+import { demoApp } from './web/demo-app.ts'
 import { getCookies } from 'better-auth/cookies'
 
 export type ServerDeps = {
@@ -90,7 +92,7 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
         const res = (await auth.api.getJwks()) as unknown as { keys: Jwk[] }
         return res.keys
       } catch (err) {
-        metrics.dbError(DbOperation.token_mint)
+        metrics.dbError(DbOperation.jwks_fetch)
         throw err
       }
     },
@@ -128,7 +130,13 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
     routerOptions: { maxParamLength: 256 },
     requestTimeout: config.limits.requestTimeoutMs,
     keepAliveTimeout: config.limits.keepAliveTimeoutMs,
-    http: { maxHeaderSize: config.limits.maxHeaderSize, headersTimeout: config.limits.headersTimeoutMs },
+    http: {
+      maxHeaderSize: config.limits.maxHeaderSize,
+      headersTimeout: config.limits.headersTimeoutMs,
+      connectionsCheckingInterval: connectionsCheckingInterval(config.limits),
+    },
+    clientErrorHandler: createClientErrorHandler(logger),
+    frameworkErrors,
     genReqId: (req) => {
       const given = req.headers['x-request-id']
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID()
@@ -137,19 +145,25 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
     forceCloseConnections: 'idle',
   }) as unknown as FastifyInstance
 
+  // Tracing: the request span (@fastify/otel) when the SDK runs, registered
+  // before every other hook and route so it wraps them all.
+  const otelPlugin = getFastifyOtelPlugin()
+  if (otelPlugin) await app.register(otelPlugin)
+
   let draining = false
   app.decorateRequest('authgw', null as never)
   app.addHook('onRequest', async (request, reply) => {
     request.authgw = {}
     reply.header('x-request-id', request.id)
-    activeSpan()?.setAttribute('authgw.request_id', request.id)
+    activeSpan()?.setAttribute(Attr.requestId, request.id)
   })
 
   app.addHook('onResponse', async (request, reply) => {
     const route = routeLabel(request.routeOptions.url, request.url)
     const status = reply.statusCode
     const seconds = reply.elapsedTime / 1000
-    const ids = activeTraceIds()
+    // Captured when the request span started: its context is gone by now.
+    const ids = request.traceIds
     metrics.observeRequest(request.method, route, status, seconds, ids ? { trace_id: ids.trace_id } : undefined)
     const a = request.authgw
     // reqId comes from the request's child logger.
@@ -164,6 +178,8 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
       reason: a.reason,
       source: a.source,
       user: a.userId,
+      trace_id: ids?.trace_id,
+      span_id: ids?.span_id,
       ...a.detail,
     }
     if (status >= 500) request.log.error(line, 'request')
@@ -174,6 +190,7 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500
     if (status >= 500) {
       request.authgw.outcome = 'error'
+      request.authgw.detail = { ...request.authgw.detail, errorType: err.code ?? err.name }
       request.log.error({ err: { type: err.name, code: err.code, message: err.message } }, 'request failed')
       activeSpan()?.setAttribute(Attr.errorType, err.code ?? err.name)
       return reply.code(status).send({ error: 'internal_error', requestId: request.id })
@@ -184,11 +201,11 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
   })
 
   app.setNotFoundHandler((request, reply) => {
-    reply.code(404).send({ error: 'not_found', reason: 'not_found', requestId: request.id })
+    reply.code(404).send({ error: 'not_found', reason: RequestErrorReason.not_found, requestId: request.id })
   })
 
   await app.register(cors, { baseUrl: config.baseUrl, trustedOrigins: config.trustedOrigins })
-  await app.register(mountAuth, { auth, metrics, sessions, bodyLimit: config.limits.authBodyBytes })
+  await app.register(mountAuth, { auth, metrics, sessions, pool, bodyLimit: config.limits.authBodyBytes })
   await app.register(proxy, {
     upstreamUrl: config.upstreamUrl,
     publicPaths: config.publicPaths,
@@ -206,12 +223,15 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
     isDraining: () => draining,
     onDbError: () => metrics.dbError(DbOperation.health_check),
   })
+  if (config.demoApp) await app.register(demoApp)
 
   // Keep the in-process caches honest when better-auth ends a session here.
+  deps.authHooks.onSigningKeyCreated = () => jwks.keyCreated()
   deps.authHooks.onSessionDeleted = (s) => {
     sessions.evictToken(s.token)
     minter.evict(s.id)
     metrics.sessionRevoked()
+    logger.info({ event: 'session_revoked', session: pseudo(s.id) }, 'audit')
   }
 
   app.addHook('onReady', async () => {
@@ -242,11 +262,12 @@ function routeLabel(template: string | undefined, url: string): string {
   return template.length <= 64 ? template : AUTH_OTHER_ROUTE
 }
 
-function errorReason(status: number, code: string | undefined): string {
-  if (status === 413) return 'body_too_large'
-  if (status === 415) return 'unsupported_media_type'
-  if (status === 400 && code === 'FST_ERR_CTP_EMPTY_JSON_BODY') return 'empty_body'
-  if (status === 408) return 'request_timeout'
-  if (status === 404) return 'not_found'
-  return 'bad_request'
+function errorReason(status: number, code: string | undefined): RequestErrorReason {
+  if (status === 413) return RequestErrorReason.body_too_large
+  if (status === 415) return RequestErrorReason.unsupported_media_type
+  if (status === 400 && code === 'FST_ERR_CTP_EMPTY_JSON_BODY') return RequestErrorReason.empty_body
+  if (status === 408) return RequestErrorReason.request_timeout
+  if (status === 404) return RequestErrorReason.not_found
+  if (status === 431) return RequestErrorReason.header_too_large
+  return RequestErrorReason.bad_request
 }

@@ -14,6 +14,8 @@ export const AUTH_BASE_PATH = '/api/auth'
 export type AuthHooks = {
   /** A session row was deleted (sign-out, revocation, expiry clean-up). */
   onSessionDeleted?: (session: { id: string; token: string }) => void
+  /** better-auth created a signing key (first start, rotation). */
+  onSigningKeyCreated?: () => void
 }
 
 type JwtAlg = 'EdDSA' | 'ES256' | 'RS256' | 'PS256'
@@ -48,7 +50,9 @@ export function createAuth(config: ResolvedConfig, deps: { pool: Pool; log: Logg
       log(level, message, ...args) {
         // Only error names and messages: argument objects may carry request data.
         const errors = args.filter((a): a is Error => a instanceof Error).map((e) => ({ type: e.name, message: e.message }))
-        log[level]({ errors: errors.length > 0 ? errors : undefined }, message)
+        // better-auth logs client mistakes ("Invalid origin") at error level;
+        // without an Error attached they are warnings, not gateway failures.
+        log[level === 'error' && errors.length === 0 ? 'warn' : level]({ errors: errors.length > 0 ? errors : undefined }, message)
       },
     },
     databaseHooks: {
@@ -67,6 +71,18 @@ export function createAuth(config: ResolvedConfig, deps: { pool: Pool; log: Logg
           keyPairConfig: { alg } as { alg: 'EdDSA' },
           rotationInterval: config.jwt.rotationIntervalSeconds > 0 ? config.jwt.rotationIntervalSeconds : undefined,
           gracePeriod: config.jwt.gracePeriodSeconds,
+        },
+        adapter: {
+          // The default key creation, plus a signal so this instance learns a
+          // rotated key without waiting out the unknown-kid cooldown.
+          createJwk: async (data, ctx) => {
+            const key = await ctx.context.adapter.create<typeof data & { createdAt: Date }, typeof data & { id: string; createdAt: Date }>({
+              model: 'jwks',
+              data: { ...data, createdAt: new Date() },
+            })
+            deps.hooks?.onSigningKeyCreated?.()
+            return key
+          },
         },
         jwt: {
           issuer: config.issuer,

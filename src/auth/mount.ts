@@ -2,13 +2,16 @@
 // and form posts), every Set-Cookie preserved, the client IP handed over in a
 // header only the gateway sets. Every outcome of the endpoints that matter is
 // counted here, at the Fastify layer, where status and headers are final.
+import { isIP } from 'node:net'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import type { Pool } from 'pg'
 import { StoreUnavailableError } from '../errors.ts'
 import {
   AuthReason,
   Mechanism,
   NoCredentialReason,
+  RequestErrorReason,
   SessionReason,
   SignInOutcome,
   SignInReason,
@@ -62,13 +65,30 @@ export function authRouteLabel(url: string): string {
   return AUTH_ROUTE_SET.has(path) ? AUTH_BASE_PATH + path : AUTH_OTHER_ROUTE
 }
 
-export type MountOptions = { auth: Auth; metrics: Metrics; sessions: SessionValidator; bodyLimit: number }
+export type MountOptions = { auth: Auth; metrics: Metrics; sessions: SessionValidator; pool: Pool; bodyLimit: number }
 
 const SKIP_RESPONSE_HEADERS = new Set(['set-cookie', 'content-length', 'transfer-encoding', 'connection', 'keep-alive'])
 
 async function mountPlugin(app: FastifyInstance, opts: MountOptions) {
   const { auth, metrics, sessions } = opts
   const secureCookie = sessions.cookieNames.sessionToken.startsWith('__Secure-')
+
+  async function storeReachable(): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined
+    try {
+      await Promise.race([
+        opts.pool.query('SELECT 1'),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error('timeout')), 1000)
+        }),
+      ])
+      return true
+    } catch {
+      return false
+    } finally {
+      clearTimeout(timer)
+    }
+  }
 
   /** Session state as the gateway sees it, for labelling better-auth's own answers. */
   async function sessionReason(request: FastifyRequest): Promise<SessionReason | 'valid'> {
@@ -89,7 +109,7 @@ async function mountPlugin(app: FastifyInstance, opts: MountOptions) {
       if (Array.isArray(value)) for (const v of value) headers.append(name, v)
       else headers.set(name, value)
     }
-    headers.set(CLIENT_IP_HEADER, request.ip)
+    headers.set(CLIENT_IP_HEADER, isIP(request.ip) !== 0 ? request.ip : (request.socket.remoteAddress ?? ''))
     const method = request.method
     const body = method === 'GET' || method === 'HEAD' ? undefined : (request.body as Buffer | undefined)
     const res = await auth.handler(
@@ -134,7 +154,23 @@ async function mountPlugin(app: FastifyInstance, opts: MountOptions) {
         }
       }
 
-      const { status, body } = await forward(request, reply)
+      let { status, body } = await forward(request, reply)
+
+      // better-auth answers a store outage on sign-in/sign-up with a bare 500;
+      // if the database is really gone, say so: 503 store_unavailable.
+      const signsIn = route === `${AUTH_BASE_PATH}/sign-in/email` || route === `${AUTH_BASE_PATH}/sign-up/email`
+      if (signsIn && status >= 500 && !(await storeReachable())) {
+        status = 503
+        body = Buffer.from(JSON.stringify({ error: 'service_unavailable', reason: UnavailableReason.store_unavailable, requestId: request.id }))
+        reply.code(503).header('content-type', 'application/json; charset=utf-8').header('retry-after', '5').removeHeader('set-cookie')
+        request.authgw.reason = UnavailableReason.store_unavailable
+        request.authgw.outcome = 'error'
+      }
+      // Unknown better-auth paths: the same 404 shape as the rest of the gateway.
+      if (status === 404 && body.length === 0) {
+        body = Buffer.from(JSON.stringify({ error: 'not_found', reason: RequestErrorReason.not_found, requestId: request.id }))
+        reply.header('content-type', 'application/json; charset=utf-8')
+      }
 
       if (status === 429) metrics.rateLimited(route)
       switch (route) {
