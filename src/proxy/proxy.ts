@@ -71,8 +71,9 @@ async function proxyPlugin(app: FastifyInstance, opts: ProxyOptions) {
   const onResponse = (request: FastifyRequest, reply: FastifyReply, res: { statusCode: number; stream: NodeJS.ReadableStream }): void => {
     const started = request.upstreamStartedAt ?? performance.now()
     metrics.observeUpstream(res.statusCode, (performance.now() - started) / 1000)
-    if (res.statusCode === 401 && request.authgw.mechanism !== undefined && request.authgw.mechanism !== Mechanism.none) {
-      recordUnauthorized(metrics, request, UnauthorizedSource.upstream, request.authgw.mechanism, UpstreamRejectReason.upstream_rejected)
+    if (res.statusCode === 401) {
+      // Every 401 is counted, including an upstream's on a PUBLIC_PATHS route (mechanism none).
+      recordUnauthorized(metrics, request, UnauthorizedSource.upstream, request.authgw.mechanism ?? Mechanism.none, UpstreamRejectReason.upstream_rejected)
     }
     res.stream.on('error', (err: unknown) => {
       // Headers are already on their way: the client sees a cut response.

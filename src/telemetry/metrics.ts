@@ -349,7 +349,7 @@ export function unauthorizedCombinations(): Array<[UnauthorizedSource, Mechanism
   out.push(['gateway', 'none', NoCredentialReason.no_credentials])
   for (const r of valuesOf(AuthReason)) out.push(['auth', 'none', r])
   for (const r of valuesOf(SessionReason)) out.push(['auth', 'session', r])
-  for (const m of [Mechanism.session, Mechanism.jwt]) out.push(['upstream', m, UpstreamRejectReason.upstream_rejected])
+  for (const m of [Mechanism.session, Mechanism.jwt, Mechanism.none]) out.push(['upstream', m, UpstreamRejectReason.upstream_rejected])
   return out
 }
 

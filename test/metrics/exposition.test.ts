@@ -42,6 +42,7 @@ function fixedSeries(): Array<[string, Labels]> {
   unauthorized('auth', 'session', valuesOf(SessionReason))
   unauthorized('upstream', 'session', ['upstream_rejected'])
   unauthorized('upstream', 'jwt', ['upstream_rejected'])
+  unauthorized('upstream', 'none', ['upstream_rejected'])
   for (const reason of valuesOf(SessionReason)) out.push(['authgw_session_nulls_total', { reason }])
   for (const reason of valuesOf(JwtReason)) out.push(['authgw_jwt_validation_failures_total', { reason }])
   for (const via of ['sign_in', 'sign_up']) out.push(['authgw_tokens_issued_total', { kind: 'session', via }])

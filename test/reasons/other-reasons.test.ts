@@ -97,7 +97,7 @@ t.test('upstream_rejected: the upstream answers 401 to an authenticated request'
   const seen: IncomingHttpHeaders[] = []
   const upstream = createServer((req, res) => {
     seen.push(req.headers)
-    if (req.url?.startsWith('/api/reject')) {
+    if (req.url?.startsWith('/api/reject') || req.url?.startsWith('/api/public/reject')) {
       res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer error="insufficient_scope"' })
       res.end(JSON.stringify({ error: 'upstream_says_no' }))
       return
@@ -107,7 +107,10 @@ t.test('upstream_rejected: the upstream answers 401 to an authenticated request'
   })
   await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve))
   t.teardown(() => new Promise<void>((resolve) => upstream.close(() => resolve())))
-  const gw = await startTestGateway(t, { upstreamUrl: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}` })
+  const gw = await startTestGateway(t, {
+    upstreamUrl: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`,
+    env: { PUBLIC_PATHS: '/api/public/' },
+  })
 
   const user = new Client(gw.url)
   t.equal((await user.signUp(uniqueEmail('upstream'), PASSWORD)).status, 200)
@@ -138,6 +141,22 @@ t.test('upstream_rejected: the upstream answers 401 to an authenticated request'
       t.notOk(last?.cookie, 'and no session cookie')
     })
   }
+
+  await t.test('on a public path (no mechanism): still counted, as mechanism none', async (t) => {
+    const res = await measured(
+      t,
+      gw,
+      () => new Client(gw.url).get('/api/public/reject'),
+      {
+        [unauthorized('upstream', 'none', 'upstream_rejected')]: 1,
+        [requests('GET', '/api/*', 401)]: 1,
+        [seriesKey('authgw_upstream_request_duration_seconds_count', { status_code: 401 })]: 1,
+      },
+      ['authgw_upstream_request_duration_seconds_bucket', 'authgw_upstream_request_duration_seconds_sum'],
+    )
+    t.equal(res.status, 401)
+    t.match(accessLine(gw, res), { status: 401, mechanism: 'none', reason: 'upstream_rejected', source: 'upstream' })
+  })
 })
 
 t.test('store_unavailable and jwks_unavailable: 503 while PostgreSQL is down, never a 401', async (t) => {
