@@ -133,15 +133,20 @@ async function proxyPlugin(app: FastifyInstance, opts: ProxyOptions) {
  * decode or climbs out of its prefix with a `..` segment.
  */
 export function upstreamPath(url: string): string | undefined {
+  const p = splitPath(url)
+  if (p === undefined) return undefined
+  return PARENT_SEGMENT.test(p.decoded.replaceAll('\\', '/')) ? undefined : p.path
+}
+
+/** The raw path (no query string) and its percent-decoded form; undefined when it does not decode. */
+function splitPath(url: string): { path: string; decoded: string } | undefined {
   const q = url.indexOf('?')
   const path = q === -1 ? url : url.slice(0, q)
-  let decoded: string
   try {
-    decoded = decodeURIComponent(path)
+    return { path, decoded: decodeURIComponent(path) }
   } catch {
     return undefined
   }
-  return PARENT_SEGMENT.test(decoded.replaceAll('\\', '/')) ? undefined : path
 }
 
 const PARENT_SEGMENT = /(^|\/)\.\.(\/|$)/
@@ -154,14 +159,9 @@ const DOT_SEGMENT = /(^|\/)\.\.?(\/|$)/
  */
 export function isPublicPath(url: string, prefixes: readonly string[]): boolean {
   if (prefixes.length === 0) return false
-  const q = url.indexOf('?')
-  const path = q === -1 ? url : url.slice(0, q)
-  let decoded: string
-  try {
-    decoded = decodeURIComponent(path)
-  } catch {
-    return false
-  }
+  const p = splitPath(url)
+  if (p === undefined) return false
+  const { path, decoded } = p
   if (decoded.includes('\\') || decoded.includes('%') || DOT_SEGMENT.test(decoded) || /%2f|%5c/i.test(path)) return false
   return prefixes.some((p) => path.startsWith(p) && decoded.startsWith(p))
 }

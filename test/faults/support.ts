@@ -3,7 +3,7 @@
 import { createServer } from 'node:http'
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import { connect } from 'node:net'
-import type { AddressInfo, Socket } from 'node:net'
+import type { AddressInfo, Server, Socket } from 'node:net'
 import type { Teardown } from '../helpers/private-postgres.ts'
 
 export type Received = { method: string; url: string; headers: IncomingHttpHeaders; body: Buffer }
@@ -39,6 +39,12 @@ export async function recordingUpstream(t: Teardown, handler?: Handler): Promise
     sockets.add(s)
     s.on('close', () => sockets.delete(s))
   })
+  const port = await listenForTest(t, server, sockets)
+  return { url: `http://127.0.0.1:${port}`, port, received, sockets }
+}
+
+/** Listen on a loopback port; on teardown destroy open sockets and close. Returns the port. */
+export async function listenForTest(t: Teardown, server: Server, sockets: Set<Socket>): Promise<number> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   t.teardown(
     () =>
@@ -47,8 +53,7 @@ export async function recordingUpstream(t: Teardown, handler?: Handler): Promise
         server.close(() => resolve())
       }),
   )
-  const { port } = server.address() as AddressInfo
-  return { url: `http://127.0.0.1:${port}`, port, received, sockets }
+  return (server.address() as AddressInfo).port
 }
 
 export type RawResult = {

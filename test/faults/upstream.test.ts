@@ -7,10 +7,10 @@ import t from 'tap'
 import type { Test } from 'tap'
 import { Client, PASSWORD, uniqueEmail } from '../helpers/client.ts'
 import { freePort, startTestGateway } from '../helpers/gateway.ts'
-import { delta, scrape, unexpectedMovements } from '../helpers/metrics.ts'
+import { REQUEST_NOISE, delta, scrape, unexpectedMovements } from '../helpers/metrics.ts'
 import type { Scrape } from '../helpers/metrics.ts'
 import { classifyUpstreamError } from '../../src/proxy/proxy.ts'
-import { eventually } from './support.ts'
+import { eventually, listenForTest } from './support.ts'
 
 const TIMEOUT_MS = '300'
 const FAILURES = 'authgw_upstream_failures_total'
@@ -67,15 +67,8 @@ async function faultyUpstream(t: Test) {
         socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n')
     }
   }
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  t.teardown(
-    () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy()
-        server.close(() => resolve())
-      }),
-  )
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, received }
+  const port = await listenForTest(t, server, sockets)
+  return { url: `http://127.0.0.1:${port}`, received }
 }
 
 async function signedIn(t: Test, url: string): Promise<Client> {
@@ -96,14 +89,9 @@ async function settled(gw: { metricsUrl: string }, before: Scrape, key: string, 
   )
 }
 
+// Everything a request moves besides the failure under test.
 const ALLOWED_NOISE = [
-  /^authgw_process_/,
-  /^authgw_nodejs_/,
-  'authgw_db_pool_connections',
-  'authgw_session_cache_lookups_total',
-  'authgw_jwt_cache_lookups_total',
-  'authgw_http_request_duration_seconds_bucket',
-  'authgw_http_request_duration_seconds_sum',
+  ...REQUEST_NOISE,
   'authgw_http_request_duration_seconds_count',
   'authgw_auth_decisions_total',
   'authgw_tokens_issued_total',
