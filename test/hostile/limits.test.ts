@@ -88,6 +88,9 @@ t.test('limits and timeouts from the environment', async (t) => {
   })
 
   t.test('a flood of unauthenticated /readyz probes costs at most one database ping at a time', async (t) => {
+    // A gateway with the default timeouts: 200 parallel connections on a busy
+    // machine must not trip this file's 300 ms header timeout.
+    const gw = await startTestGateway(t)
     let pings = 0
     const query = gw.pool.query.bind(gw.pool)
     // Count, do not replace: every query still goes to PostgreSQL.

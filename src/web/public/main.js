@@ -68,10 +68,11 @@ async function refreshSession() {
 
 async function runAuth(action, call) {
   const result = await settle(call())
-  showAuthResult(action, result)
   const user = await refreshSession()
   if (user) await loadClaims()
   else clearClaims()
+  // Last: its sequence number tells scripts (and the tests) the page has settled.
+  showAuthResult(action, result)
 }
 
 async function callApi() {
