@@ -16,10 +16,13 @@ export const REDACT_PATHS = [
   'body.password',
   'token',
   'secret',
-  '*.password',
-  '*.token',
-  '*.secret',
+  'body.token',
+  'body.secret',
 ]
+// No `*.x` wildcards: they make pino re-scan every object of every line (the
+// benchmark measured ~30 µs per access line). The gateway logs objects it
+// builds field by field; test/telemetry/redaction.test.ts searches a full
+// run's output for every secret, password, cookie and token.
 
 export function loggerOptions(level: string): LoggerOptions {
   return {
