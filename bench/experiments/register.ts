@@ -1,0 +1,44 @@
+// Feature toggles for cost attribution, never shipped: loaded with
+// `--import ./bench/experiments/register.ts` on a gateway child, it swaps the
+// src modules named in BENCH_OVERRIDES (comma list) for the replacements in
+// this folder, so one feature can be turned off or changed without editing
+// src/. The replacements import the originals they wrap; those imports are
+// left alone.
+import { registerHooks } from 'node:module'
+
+const REPLACEMENTS: Record<string, { original: string; replacement: string }> = {
+  // pseudonymize() with a KeyObject built once and a bounded memo
+  'fingerprint-memo': { original: '/src/telemetry/fingerprint.ts', replacement: 'fingerprint-memo.ts' },
+  // the pino logger writing through an asynchronous destination with 4 KiB batches
+  'log-async': { original: '/src/telemetry/logging.ts', replacement: 'logging-async.ts' },
+  // the pino logger without the redaction paths
+  'log-noredact': { original: '/src/telemetry/logging.ts', replacement: 'logging-noredact.ts' },
+  // no CORS plugin
+  'cors-off': { original: '/src/web/cors.ts', replacement: 'cors-off.ts' },
+  // prom-client observations on the request path turned into no-ops
+  'metrics-off': { original: '/src/telemetry/metrics.ts', replacement: 'metrics-off.ts' },
+  // no upstream client span (and no traceparent injection)
+  'undici-span-off': { original: '/node_modules/@opentelemetry/instrumentation-undici/build/src/index.js', replacement: 'undici-instrumentation-off.ts' },
+  // no child spans from inSpan(): one gateway span per request
+  'child-spans-off': { original: '/src/telemetry/tracing.ts', replacement: 'tracing-nochild.ts' },
+}
+
+const here = new URL('./', import.meta.url).href
+const wanted = (process.env.BENCH_OVERRIDES ?? '')
+  .split(',')
+  .map((s) => s.trim())
+  .filter(Boolean)
+const unknown = wanted.filter((w) => !(w in REPLACEMENTS))
+if (unknown.length > 0) throw new Error(`unknown BENCH_OVERRIDES: ${unknown.join(', ')}`)
+const active = wanted.map((w) => REPLACEMENTS[w] as { original: string; replacement: string })
+
+registerHooks({
+  resolve(specifier, context, nextResolve) {
+    const resolved = nextResolve(specifier, context)
+    if (context.parentURL?.startsWith(here)) return resolved
+    for (const r of active) {
+      if (resolved.url.endsWith(r.original)) return { ...resolved, url: new URL(r.replacement, here).href, shortCircuit: true }
+    }
+    return resolved
+  },
+})

@@ -1,0 +1,530 @@
+// `npm run bench`: starts an upstream, an OTLP sink, a load generator, the
+// baseline proxy and the gateway variants (each through the real entry point),
+// signs users up through the gateway, then measures every variant interleaved
+// over several rounds: closed-loop capacity and an open-loop latency point at
+// 50 % of the baseline's capacity. Writes bench/results/latest.{json,md} and
+// prints the table. Not part of `npm test`.
+// Knobs (BENCH_* environment variables): see bench/README.md.
+import { execFileSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { cpus, release, totalmem } from 'node:os'
+import { join } from 'node:path'
+import pg from 'pg'
+import { createBenchDatabase } from './database.ts'
+import type { BenchDatabase } from './database.ts'
+import type { Job, JobResult } from './loadgen.ts'
+import { choosePinning, firstLine, freePort, pinSelf, spawnNode, waitReady } from './processes.ts'
+import type { Child } from './processes.ts'
+import { budgetLines, checkBudgets, disturbed, markdownTable, summarise } from './report.ts'
+import type { Measurement } from './report.ts'
+
+const root = join(import.meta.dirname, '..')
+const resultsDir = join(import.meta.dirname, 'results')
+
+const envInt = (name: string, dflt: number) => {
+  const v = process.env[name]
+  return v !== undefined && /^\d+$/.test(v) ? Number(v) : dflt
+}
+const ROUNDS = envInt('BENCH_ROUNDS', 3)
+const SECONDS = envInt('BENCH_SECONDS', 8)
+const WARMUP = envInt('BENCH_WARMUP_SECONDS', 2)
+const OPEN_SECONDS = envInt('BENCH_OPEN_SECONDS', 8)
+const CONNECTIONS = envInt('BENCH_CONNECTIONS', 32)
+const USERS = envInt('BENCH_USERS', 16)
+const CPU_PROF = process.env.BENCH_CPU_PROF === '1'
+const OPEN_LOOP = process.env.BENCH_OPEN !== '0'
+// The budget is stated at 50 %; other points (e.g. 0.25) show latency below saturation.
+const OPEN_FRACTION = Number(process.env.BENCH_OPEN_FRACTION ?? 0.5) || 0.5
+const LOG_DIR = process.env.BENCH_LOG_DIR
+const OUT = (process.env.BENCH_OUT ?? 'latest').replace(/[^\w.-]/g, '_')
+const PATH = '/api/items/42'
+const DEADLINE_SECONDS = envInt('BENCH_DEADLINE_SECONDS', 540)
+const MAX_RETRIES = 2
+// Stopping the children and dropping the database, after the last measurement.
+const TEARDOWN_SECONDS = 15
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100
+
+type TargetSpec = {
+  kind: 'baseline' | 'authgw'
+  env?: Record<string, string>
+  /** trace sampling ratio: tracing on, exporting to the OTLP sink */
+  tracing?: string
+  /** bench/experiments replacements (feature toggles for cost attribution) */
+  overrides?: string[]
+}
+const TARGETS: Record<string, TargetSpec> = {
+  baseline: { kind: 'baseline' },
+  authgw: { kind: 'authgw' },
+  authgw_cold: { kind: 'authgw', env: { SESSION_CACHE_TTL_SECONDS: '0' } },
+  authgw_trace100: { kind: 'authgw', tracing: '1.0' },
+  authgw_trace1: { kind: 'authgw', tracing: '0.01' },
+  // Experiments: one feature toggled each.
+  x_nolog: { kind: 'authgw', env: { LOG_LEVEL: 'warn' } },
+  x_pseudo: { kind: 'authgw', overrides: ['fingerprint-memo'] },
+  x_noredact: { kind: 'authgw', overrides: ['log-noredact'] },
+  x_nocors: { kind: 'authgw', overrides: ['cors-off'] },
+  x_nometrics: { kind: 'authgw', overrides: ['metrics-off'] },
+  x_asynclog: { kind: 'authgw', overrides: ['log-async'] },
+  x_fixes: { kind: 'authgw', overrides: ['fingerprint-memo', 'log-async'] },
+  x_trace100_noundici: { kind: 'authgw', tracing: '1.0', overrides: ['undici-span-off'] },
+  x_trace100_nochild: { kind: 'authgw', tracing: '1.0', overrides: ['child-spans-off'] },
+  x_trace100_onespan: { kind: 'authgw', tracing: '1.0', overrides: ['undici-span-off', 'child-spans-off'] },
+  x_trace1_onespan: { kind: 'authgw', tracing: '0.01', overrides: ['undici-span-off', 'child-spans-off'] },
+}
+type Target = { id: string; child: Child; origin: string; metricsUrl?: string; tracing: boolean }
+type Variant = {
+  id: string
+  label: string
+  target: string
+  creds: 'jwt' | 'cookie'
+  open: boolean
+  cache?: 'jwt' | 'session'
+  /** Only run when named in BENCH_ONLY or with BENCH_EXPERIMENTS=1. */
+  experiment?: boolean
+}
+
+const VARIANTS: Variant[] = [
+  { id: 'a', label: 'baseline: Fastify + reply-from, nothing else', target: 'baseline', creds: 'jwt', open: true },
+  { id: 'b', label: 'authgw JWT bearer (verify-once cache, metrics, 1 log line)', target: 'authgw', creds: 'jwt', open: true, cache: 'jwt' },
+  { id: 'c', label: 'authgw session cookie, cache warm', target: 'authgw', creds: 'cookie', open: true, cache: 'session' },
+  { id: 'd', label: 'authgw session cookie, cache cold (SESSION_CACHE_TTL_SECONDS=0: DB lookup per request)', target: 'authgw_cold', creds: 'cookie', open: true, cache: 'session' },
+  { id: 'e100', label: 'authgw JWT + tracing 100 % to OTLP sink', target: 'authgw_trace100', creds: 'jwt', open: true, cache: 'jwt' },
+  { id: 'e1', label: 'authgw JWT + tracing 1 % to OTLP sink', target: 'authgw_trace1', creds: 'jwt', open: true, cache: 'jwt' },
+  { id: 'a2', label: 'baseline again (A/A noise check)', target: 'baseline', creds: 'jwt', open: false },
+  { id: 'bx-nolog', label: 'experiment: (b) without the access log line (LOG_LEVEL=warn)', target: 'x_nolog', creds: 'jwt', open: false, experiment: true },
+  { id: 'bx-pseudo', label: 'experiment: (b) with pseudonymize() memoised, KeyObject key', target: 'x_pseudo', creds: 'jwt', open: false, experiment: true },
+  { id: 'cx-pseudo', label: 'experiment: (c) with pseudonymize() memoised, KeyObject key', target: 'x_pseudo', creds: 'cookie', open: false, experiment: true },
+  { id: 'bx-noredact', label: 'experiment: (b) without pino redaction paths', target: 'x_noredact', creds: 'jwt', open: false, experiment: true },
+  { id: 'bx-nocors', label: 'experiment: (b) without the CORS plugin', target: 'x_nocors', creds: 'jwt', open: false, experiment: true },
+  { id: 'bx-asynclog', label: 'experiment: (b) with the access line through an async 4 KiB-batched destination', target: 'x_asynclog', creds: 'jwt', open: false, experiment: true },
+  { id: 'bx-fixes', label: 'experiment: (b) with pseudonymize() memoised + async log destination', target: 'x_fixes', creds: 'jwt', open: true, experiment: true },
+  { id: 'cx-fixes', label: 'experiment: (c) with pseudonymize() memoised + async log destination', target: 'x_fixes', creds: 'cookie', open: true, experiment: true },
+  { id: 'bx-nometrics', label: 'experiment: (b) without request-path metric observations', target: 'x_nometrics', creds: 'jwt', open: false, experiment: true },
+  { id: 'e100x-noundici', label: 'experiment: (e100) without the undici client span', target: 'x_trace100_noundici', creds: 'jwt', open: false, experiment: true },
+  { id: 'e100x-nochild', label: 'experiment: (e100) without child spans (jwt.verify)', target: 'x_trace100_nochild', creds: 'jwt', open: false, experiment: true },
+  { id: 'e100x-onespan', label: 'experiment: (e100) request span only', target: 'x_trace100_onespan', creds: 'jwt', open: false, experiment: true },
+  { id: 'e1x-onespan', label: 'experiment: (e1) request span only', target: 'x_trace1_onespan', creds: 'jwt', open: false, experiment: true },
+]
+const BUDGETS = [
+  { variant: 'b', minRatio: 0.85, maxAddedP99Ms: 1 },
+  { variant: 'c', minRatio: 0.8, maxAddedP99Ms: 1 },
+  { variant: 'd', maxAddedP99Ms: 1 },
+  { variant: 'e100', minRatio: 0.7, maxAddedP99Ms: 1 },
+  { variant: 'e1', minRatio: 0.8, maxAddedP99Ms: 1 },
+]
+
+const only = process.env.BENCH_ONLY?.split(',').map((s) => s.trim()).filter(Boolean)
+const experiments = process.env.BENCH_EXPERIMENTS === '1'
+const variants = VARIANTS.filter((v) => v.id === 'a' || (only ? only.includes(v.id) : !v.experiment || experiments))
+
+const t0 = Date.now()
+const log = (msg: string) => process.stdout.write(`[bench ${((Date.now() - t0) / 1000).toFixed(0).padStart(3)}s] ${msg}\n`)
+
+const children: Child[] = []
+let database: BenchDatabase | undefined
+let cleaning: Promise<void> | undefined
+function cleanup(): Promise<void> {
+  cleaning ??= (async () => {
+    // Gateways first (a --cpu-prof child writes its profile on exit), then the rig, then the database.
+    for (const c of [...children].reverse()) await c.stop().catch(() => undefined)
+    await database?.drop().catch((err: unknown) => log(`could not drop the benchmark database: ${String(err)}`))
+  })()
+  return cleaning
+}
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    log(`${sig}: stopping`)
+    void cleanup().then(() => process.exit(130))
+  })
+}
+
+async function main() {
+  const major = Number(process.versions.node.split('.')[0])
+  if (major < 22) throw new Error(`Node ${process.version}: run through npm (npm run bench) so the pinned Node 24 is used`)
+  const pinning = choosePinning()
+  pinSelf(pinning)
+  log(pinning.why)
+  mkdirSync(resultsDir, { recursive: true })
+  if (CPU_PROF) mkdirSync(join(resultsDir, 'profiles'), { recursive: true })
+  if (LOG_DIR) mkdirSync(LOG_DIR, { recursive: true })
+
+  database = await createBenchDatabase()
+  log(`database: ${database.describe}`)
+
+  const rig = (name: string, file: string, ipc = false) => {
+    const c = spawnNode({ name, args: [join(import.meta.dirname, file)], cpu: pinning.enabled ? pinning.rig : undefined, cwd: root, stdout: 'pipe', ipc })
+    children.push(c)
+    return c
+  }
+  const upstream = rig('upstream', 'upstream.ts')
+  const sink = rig('otlp-sink', 'otlp-sink.ts')
+  const upstreamUrl = `http://127.0.0.1:${await firstLine(upstream)}`
+  const sinkUrl = `http://127.0.0.1:${await firstLine(sink)}`
+  const loadgen = rig('loadgen', 'loadgen.ts', true)
+  await new Promise<void>((resolve, reject) => {
+    loadgen.proc.once('message', () => resolve())
+    loadgen.exited.catch(reject)
+  })
+
+  // Gateways: all on the gateway core, all started up front and idle while another one is measured.
+  const secret = randomBytes(32).toString('base64url')
+  const mainPort = await freePort()
+  const baseUrl = `http://127.0.0.1:${mainPort}`
+  // Only the OTEL_ variables set below reach a gateway: a stray endpoint in the shell must not turn tracing on.
+  const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('OTEL_')))
+  const targets = new Map<string, Target>()
+  const startTarget = async (id: string) => {
+    const spec = TARGETS[id] as TargetSpec
+    const port = id === 'authgw' ? mainPort : await freePort()
+    const metricsPort = await freePort()
+    const isBaseline = spec.kind === 'baseline'
+    const tracingEnv: Record<string, string> = spec.tracing
+      ? { OTEL_EXPORTER_OTLP_ENDPOINT: sinkUrl, OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: spec.tracing, OTEL_SERVICE_NAME: 'authgw' }
+      : {}
+    const env: Record<string, string> = isBaseline
+      ? { UPSTREAM_URL: upstreamUrl, PORT: String(port) }
+      : {
+          NODE_ENV: 'production',
+          DATABASE_URL: (database as BenchDatabase).url,
+          BETTER_AUTH_SECRET: secret,
+          // One public URL for every instance, like replicas behind a load balancer: same issuer and audience.
+          BETTER_AUTH_URL: baseUrl,
+          UPSTREAM_URL: upstreamUrl,
+          PORT: String(port),
+          HOST: '127.0.0.1',
+          METRICS_PORT: String(metricsPort),
+          METRICS_HOST: '127.0.0.1',
+          LOG_LEVEL: 'info',
+          AUTH_RATE_LIMIT: 'off',
+          DEMO_APP: 'off',
+          // Outlives a slow run so no token expires mid-measurement.
+          JWT_EXPIRATION_SECONDS: '3600',
+          ...spec.env,
+          ...tracingEnv,
+          ...(spec.overrides ? { BENCH_OVERRIDES: spec.overrides.join(',') } : ({} as Record<string, string>)),
+        }
+    const nodeArgs = [
+      ...(CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', join(resultsDir, 'profiles'), `--cpu-prof-name=${id}.${Date.now()}.cpuprofile`] : []),
+      ...(spec.overrides ? ['--import', './bench/experiments/register.ts'] : []),
+    ]
+    const args = isBaseline ? [join(import.meta.dirname, 'baseline.ts')] : ['--import', './src/telemetry/otel-bootstrap.ts', 'src/main.ts']
+    const child = spawnNode({
+      name: id,
+      args,
+      nodeArgs,
+      cpu: pinning.enabled ? pinning.gateway : undefined,
+      cwd: root,
+      env: { ...inherited, ...env } as Record<string, string>,
+      // One log line per request is part of what is measured; it goes to /dev/null unless asked for.
+      stdout: LOG_DIR ? join(LOG_DIR, `${id}.log`) : '/dev/null',
+    })
+    children.push(child)
+    const origin = `http://127.0.0.1:${port}`
+    await waitReady(child, `${origin}/readyz`)
+    targets.set(id, { id, child, origin, metricsUrl: isBaseline ? undefined : `http://127.0.0.1:${metricsPort}`, tracing: spec.tracing !== undefined })
+    log(`${id} ready on ${origin} (pid ${child.pid})`)
+  }
+  // The main gateway first: it runs the migrations and users sign up through it.
+  for (const id of ['authgw', ...new Set(variants.map((v) => v.target))]) if (!targets.has(id)) await startTarget(id)
+
+  // Users and credentials, fetched through the gateway.
+  const signupStarted = Date.now()
+  const jwtHeaders: Array<Record<string, string>> = []
+  const cookieHeaders: Array<Record<string, string>> = []
+  for (let i = 0; i < USERS; i++) {
+    const res = await fetch(`${baseUrl}/api/auth/sign-up/email`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', origin: baseUrl },
+      body: JSON.stringify({ email: `bench-user-${i}@example.test`, password: `bench password ${i} of authgw`, name: `Bench User ${i}` }),
+    })
+    if (res.status !== 200) throw new Error(`sign-up ${i}: ${res.status} ${await res.text()}`)
+    const cookie = res.headers
+      .getSetCookie()
+      .map((c) => c.split(';')[0] as string)
+      .find((c) => c.includes('.session_token='))
+    if (!cookie) throw new Error(`sign-up ${i}: no session cookie`)
+    const tok = await fetch(`${baseUrl}/api/auth/token`, { headers: { cookie } })
+    if (tok.status !== 200) throw new Error(`token ${i}: ${tok.status} ${await tok.text()}`)
+    const { token } = (await tok.json()) as { token: string }
+    jwtHeaders.push({ authorization: `Bearer ${token}` })
+    cookieHeaders.push({ cookie })
+  }
+  log(`${USERS} users signed up, session cookies and JWTs fetched through the gateway (${((Date.now() - signupStarted) / 1000).toFixed(1)} s)`)
+
+  const headersOf = (v: Variant) => (v.creds === 'jwt' ? jwtHeaders : cookieHeaders)
+  for (const v of variants) {
+    const t = targets.get(v.target) as Target
+    const res = await fetch(t.origin + PATH, { headers: headersOf(v)[0] })
+    const text = await res.text()
+    if (res.status !== 200) throw new Error(`sanity check ${v.id}: ${res.status} ${text.slice(0, 300)}`)
+  }
+  log('every variant answers 200 through to the upstream')
+
+  let jobId = 0
+  const pending = new Map<number, { resolve: (r: JobResult) => void; reject: (e: Error) => void }>()
+  loadgen.proc.on('message', (msg: { id?: number; result?: JobResult; error?: string }) => {
+    if (msg.id === undefined) return
+    const p = pending.get(msg.id)
+    pending.delete(msg.id)
+    if (msg.error !== undefined) p?.reject(new Error(`loadgen: ${msg.error}`))
+    else p?.resolve(msg.result as JobResult)
+  })
+  const runJob = (job: Job): Promise<JobResult> => {
+    const id = ++jobId
+    const done = new Promise<JobResult>((resolve, reject) => pending.set(id, { resolve, reject }))
+    loadgen.proc.send({ id, job })
+    const watched = [...targets.values()].map((t) => t.child.exited)
+    return Promise.race([done, loadgen.exited, upstream.exited, sink.exited, ...watched])
+  }
+  const rigPids = { upstream: upstream.pid, sink: sink.pid }
+
+  // Rig check: load generator straight to the upstream must be well above the gateway's capacity.
+  const direct = await runJob({ kind: 'closed', origin: upstreamUrl, path: PATH, headers: jwtHeaders, connections: CONNECTIONS, warmupSeconds: 1, seconds: 4, pids: rigPids })
+  const directRigUtil = (['loadgen', 'upstream', 'sink'].reduce((n, k) => n + (direct.cpuTicks[k] ?? 0), 0) / CLK_TCK) / direct.wallSeconds
+  log(`rig check: load generator → upstream directly ${Math.round(direct.rps)} req/s (rig core ${Math.round(directRigUtil * 100)} % busy)`)
+
+  const sinkStats = async () => ((await (await fetch(`${sinkUrl}/stats`)).json()) as { requests: number; bytes: number })
+  const cacheCounts = async (t: Target, which: 'jwt' | 'session') => {
+    if (!t.metricsUrl) return undefined
+    const text = await (await fetch(`${t.metricsUrl}/metrics`)).text()
+    const name = which === 'jwt' ? 'authgw_jwt_cache_lookups_total' : 'authgw_session_cache_lookups_total'
+    const read = (result: string) => Number(new RegExp(`^${name}\\{result="${result}"\\} (\\S+)`, 'm').exec(text)?.[1] ?? NaN)
+    return { hits: read('hit'), misses: read('miss') }
+  }
+
+  // Backends of the benchmark database, when the server runs on this machine: their CPU is
+  // the DB's share of a request (variant d), and not "other work on the machine".
+  const dbClient = new pg.Client({ connectionString: database.url })
+  await dbClient.connect()
+  const dbPids = async (): Promise<Record<string, number>> => {
+    const { rows } = await dbClient.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()')
+    const out: Record<string, number> = {}
+    for (const { pid } of rows) {
+      try {
+        if (readFileSync(`/proc/${pid}/comm`, 'utf8').startsWith('postgres')) out[`db${pid}`] = pid
+      } catch {
+        // not on this machine
+      }
+    }
+    return out
+  }
+  const gatewayCpu = pinning.enabled ? `cpu${pinning.gateway}` : undefined
+  const rigCpu = pinning.enabled ? `cpu${pinning.rig}` : undefined
+
+  const measurements: Measurement[] = []
+  const closedCost = WARMUP + SECONDS + 1.5
+  const openCost = OPEN_SECONDS + 2.5
+  // Seconds of first attempts still to come; repeats only happen while they fit before the deadline.
+  let plannedLeft = variants.length * ROUNDS * closedCost + (OPEN_LOOP ? variants.filter((v) => v.open).length * ROUNDS * openCost : 0)
+  const attempt = async (v: Variant, round: number, kind: 'closed' | 'open', rate?: number) => {
+    const t = targets.get(v.target) as Target
+    const sinkBefore = t.tracing ? await sinkStats() : undefined
+    const cacheBefore = v.cache ? await cacheCounts(t, v.cache) : undefined
+    const others = Object.fromEntries([...targets.values()].filter((x) => x !== t).map((x) => [`gw_${x.id}`, x.child.pid]))
+    const r = await runJob({
+      kind,
+      origin: t.origin,
+      path: PATH,
+      headers: headersOf(v),
+      connections: kind === 'closed' ? CONNECTIONS : 64,
+      warmupSeconds: kind === 'closed' ? WARMUP : 1,
+      seconds: kind === 'closed' ? SECONDS : OPEN_SECONDS,
+      rate,
+      pids: { gateway: t.child.pid, ...others, ...rigPids, orchestrator: process.pid, ...(await dbPids()) },
+    })
+    const cacheAfter = v.cache ? await cacheCounts(t, v.cache) : undefined
+    let otlp: { exports: number; bytes: number } | undefined
+    if (sinkBefore) {
+      const after = await sinkStats()
+      otlp = { exports: after.requests - sinkBefore.requests, bytes: after.bytes - sinkBefore.bytes }
+    }
+    const ticks = r.cpuTicks
+    const sum = (pred: (k: string) => boolean) => Object.entries(ticks).reduce((n, [k, x]) => (pred(k) && Number.isFinite(x) ? n + x : n), 0)
+    const gwTicks = ticks.gateway ?? 0
+    const ourGatewayCore = sum((k) => k === 'gateway' || k.startsWith('gw_'))
+    const ourRigCore = sum((k) => ['loadgen', 'upstream', 'sink', 'orchestrator'].includes(k))
+    const dbTicks = sum((k) => k.startsWith('db'))
+    // Busy time on a core that was neither ours nor our database's. The embedded database runs
+    // on the rig core; an external one wherever the OS put it, so its time is taken off the
+    // gateway core first (an upper bound on its interference there).
+    const busy = (cpu: string | undefined) => (cpu ? (ticks[`${cpu}.busy`] ?? 0) : NaN)
+    const totalOf = (cpu: string | undefined) => (cpu ? (ticks[`${cpu}.total`] ?? 0) : NaN)
+    let foreignGw = busy(gatewayCpu) - ourGatewayCore
+    let dbLeft = dbTicks
+    if (!database?.onRigCore) {
+      const taken = Math.min(dbLeft, Math.max(0, foreignGw))
+      foreignGw -= taken
+      dbLeft -= taken
+    }
+    const foreignRig = busy(rigCpu) - ourRigCore - dbLeft
+    const share = (foreign: number, cpu: string | undefined) => (totalOf(cpu) > 0 ? Math.max(0, foreign) / totalOf(cpu) : NaN)
+    const stealOf = (cpu: string | undefined) => (cpu && (ticks[`${cpu}.total`] ?? 0) > 0 ? (ticks[`${cpu}.steal`] ?? 0) / (ticks[`${cpu}.total`] as number) : NaN)
+    const m: Measurement = {
+      round,
+      variant: v.id,
+      kind,
+      rps: r.rps,
+      requests: r.requests,
+      latencyMs: r.latency,
+      status: r.status,
+      errors: r.errors,
+      dropped: r.dropped,
+      sendLagP99Ms: r.sendLagP99,
+      gatewayCpuUsPerRequest: r.requests > 0 ? (gwTicks / CLK_TCK) * 1e6 / r.requests : NaN,
+      gatewayUtilisation: gwTicks / CLK_TCK / r.wallSeconds,
+      rigUtilisation: ourRigCore / CLK_TCK / r.wallSeconds,
+      dbCpuUsPerRequest: r.requests > 0 ? (dbTicks / CLK_TCK) * 1e6 / r.requests : NaN,
+      foreignGatewayCore: share(foreignGw, gatewayCpu),
+      foreignRigCore: share(foreignRig, rigCpu),
+      steal: Math.max(stealOf(gatewayCpu), stealOf(rigCpu)),
+      attempts: 1,
+      cpuTicks: ticks,
+      otlpExports: otlp?.exports,
+      otlpBytes: otlp?.bytes,
+      cache: cacheBefore && cacheAfter ? { hits: cacheAfter.hits - cacheBefore.hits, misses: cacheAfter.misses - cacheBefore.misses } : undefined,
+    }
+    const bad = Object.entries(r.status).filter(([c]) => !c.startsWith('2'))
+    log(
+      `r${round} ${kind.padEnd(6)} ${v.id.padEnd(4)} ${Math.round(r.rps).toString().padStart(6)} req/s  p50 ${r.latency.p50.toFixed(2)} ms  p99 ${r.latency.p99.toFixed(2)} ms  ` +
+        `gw ${m.gatewayCpuUsPerRequest.toFixed(0)} µs/req (${Math.round(m.gatewayUtilisation * 100)} %)  rig ${Math.round(m.rigUtilisation * 100)} %  ` +
+        `other work: gw core ${Math.round(m.foreignGatewayCore * 100)} %, rig core ${Math.round(m.foreignRigCore * 100)} %` +
+        (otlp ? `  otlp exports ${otlp.exports}` : '') +
+        (bad.length > 0 || r.errors > 0 || r.dropped > 0 ? `  !! non-2xx ${JSON.stringify(Object.fromEntries(bad))} errors ${r.errors} dropped ${r.dropped}` : ''),
+    )
+    return m
+  }
+  // On a shared machine other work can take the cores mid-measurement: repeat such a
+  // measurement (while the time budget allows) and keep the least disturbed attempt.
+  const measure = async (v: Variant, round: number, kind: 'closed' | 'open', rate?: number) => {
+    const cost = kind === 'closed' ? closedCost : openCost
+    let best = await attempt(v, round, kind, rate)
+    plannedLeft -= cost
+    let attempts = 1
+    const fits = () => (Date.now() - t0) / 1000 + plannedLeft + cost + TEARDOWN_SECONDS <= DEADLINE_SECONDS
+    while (disturbed(best) && attempts < 1 + MAX_RETRIES && fits()) {
+      attempts++
+      log(`   other work on the machine during that measurement: repeating (attempt ${attempts})`)
+      const again = await attempt(v, round, kind, rate)
+      const score = (m: Measurement) => (disturbed(m) ? 1 : 0) + m.foreignGatewayCore + (m.kind === 'open' ? m.foreignRigCore : 0)
+      if (score(again) < score(best)) best = again
+    }
+    best.attempts = attempts
+    measurements.push(best)
+    return best
+  }
+
+  // Warm-up: JIT, connection pools, caches (JWT verify-once, sessions, minted tokens).
+  for (const v of variants) {
+    const t = targets.get(v.target) as Target
+    await runJob({ kind: 'closed', origin: t.origin, path: PATH, headers: headersOf(v), connections: CONNECTIONS, warmupSeconds: 0, seconds: 3, pids: {} })
+  }
+  log('warm-up done')
+
+  let openRate: number | undefined
+  for (let round = 1; round <= ROUNDS; round++) {
+    // Rotate the order each round so no variant always runs first or last.
+    const order = variants.map((_, i) => variants[(i + round - 1) % variants.length] as Variant)
+    for (const v of order) await measure(v, round, 'closed')
+    if (openRate === undefined) {
+      const a = measurements.find((m) => m.variant === 'a' && m.kind === 'closed')
+      // A disturbed baseline understates its capacity: use what it did per unit of its core instead.
+      const capacity = a ? (disturbed(a) ? a.rps / Math.max(a.gatewayUtilisation, 0.05) : a.rps) : 0
+      openRate = Math.round(capacity * OPEN_FRACTION)
+      log(`open-loop rate fixed at ${openRate} req/s (${Math.round(OPEN_FRACTION * 100)} % of the baseline's capacity in round 1${a && disturbed(a) ? ', estimated from its req/s per share of its core: the measurement was disturbed' : ''})`)
+    }
+    if (OPEN_LOOP) for (const v of order) if (v.open) await measure(v, round, 'open', openRate)
+  }
+
+  await dbClient.end()
+  const tracingActive = (id: string) => {
+    const v = variants.find((x) => x.id === id)
+    if (!v || !targets.get(v.target)?.tracing) return undefined
+    return measurements.some((m) => m.variant === id && (m.otlpExports ?? 0) > 0)
+  }
+  const summaries = summarise(variants, measurements, 'a', openRate)
+  for (const s of summaries) {
+    if (tracingActive(s.id) === false) s.notes.push('no span reached the OTLP sink: tracing was not active in this gateway (bootstrap placeholder?)')
+  }
+  // The p99 budget is stated at 50 % of the baseline's capacity; at another point it is not checked.
+  const rules = BUDGETS.filter((b) => variants.some((v) => v.id === b.variant)).map((b) => (OPEN_FRACTION === 0.5 ? b : { ...b, maxAddedP99Ms: undefined }))
+  const budgets = checkBudgets(summaries, rules, tracingActive)
+  const aa = summaries.find((s) => s.id === 'a2')
+
+  const machine = {
+    cpu: cpus()[0]?.model ?? 'unknown',
+    cpus: cpus().length,
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    kernel: release(),
+    node: process.version,
+    openssl: process.versions.openssl,
+    pinning: pinning.why,
+    source: sourceVersion(),
+    database: database.describe,
+    databaseServer: database.server,
+    packages: Object.fromEntries(
+      ['fastify', '@fastify/reply-from', 'undici', 'better-auth', 'pino', 'prom-client', '@opentelemetry/sdk-node', 'autocannon'].map((p) => [p, packageVersion(p)]),
+    ),
+  }
+  const settings = { openFraction: OPEN_FRACTION, rounds: ROUNDS, closedSeconds: SECONDS, warmupSeconds: WARMUP, openSeconds: OPEN_SECONDS, connections: CONNECTIONS, openConnections: 64, users: USERS, path: PATH, openRate, cpuProfile: CPU_PROF }
+  const rigCheck = { directRps: direct.rps, rigUtilisation: directRigUtil }
+  const elapsedSeconds = (Date.now() - t0) / 1000
+
+  const table = markdownTable(summaries, 'a')
+  const notes = summaries.flatMap((s) => s.notes.map((n) => `- ${s.id}: ${n}`))
+  const md = [
+    `# authgw benchmark — ${new Date().toISOString()}`,
+    '',
+    `${machine.cpu}, ${machine.cpus} CPUs, kernel ${machine.kernel}, Node ${machine.node}, OpenSSL ${machine.openssl}. ${pinning.why}.`,
+    `Database: ${machine.databaseServer}, ${machine.database}. Source: ${machine.source}.`,
+    `Closed loop: ${CONNECTIONS} connections, no pipelining, ${WARMUP} s warm-up + ${SECONDS} s; open loop: ${openRate} req/s (${Math.round(OPEN_FRACTION * 100)} % of the baseline's round-1 capacity) for ${OPEN_SECONDS} s, latency from the scheduled send time. ` +
+      `${ROUNDS} interleaved rounds, medians (min–max); ratios and added p99 are paired with the baseline of the same round. Gateway CPU from /proc/<pid>/stat utime+stime.`,
+    `"CPU ratio" = the baseline's gateway CPU per request ÷ the variant's (paired per round), i.e. the throughput ratio on a saturated, undisturbed core. "Other work" = share of the gateway's core taken by processes outside the benchmark. A measurement is disturbed when others took > 7 % of the gateway core or it was < 85 % busy (closed loop), or > 5 % / > 15 % of the gateway / rig core (open loop); it is repeated up to ${MAX_RETRIES} times and the least disturbed attempt kept. Ratios and added p99 use undisturbed rounds only (†: none, all rounds shown).`,
+    `Rig check: load generator → upstream directly ${Math.round(direct.rps)} req/s.` + (aa ? ` A/A (baseline vs baseline): ratio ${aa.closed.ratio.median.toFixed(2)} (${aa.closed.ratio.min.toFixed(2)}–${aa.closed.ratio.max.toFixed(2)}).` : ''),
+    '',
+    table,
+    '',
+    '**Budgets**',
+    '',
+    'Verdicts use undisturbed rounds. Without one, a throughput budget is decided on the CPU ratio when that is at least 0.1 from the limit, and a p99 budget is missed when the variant cannot serve the offered rate on a whole core (its CPU per request is too high); otherwise the verdict is left open.',
+    '',
+    budgetLines(budgets),
+    ...(notes.length > 0 ? ['', '**Notes**', '', ...notes] : []),
+    '',
+    `Run took ${Math.round(elapsedSeconds)} s.`,
+    '',
+  ].join('\n')
+  writeFileSync(join(resultsDir, `${OUT}.json`), `${JSON.stringify({ date: new Date().toISOString(), elapsedSeconds, machine, settings, rigCheck, summaries, budgets, measurements }, null, 2)}\n`)
+  writeFileSync(join(resultsDir, `${OUT}.md`), md)
+  process.stdout.write(`\n${md}\n`)
+}
+
+/** The commit measured, and whether the working tree differed from it. */
+function sourceVersion(): string {
+  try {
+    const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim()
+    const changed = execFileSync('git', ['status', '--porcelain', '--', 'src', 'bench'], { cwd: root, encoding: 'utf8' }).trim()
+    return changed === '' ? commit : `${commit} + uncommitted changes in ${changed.split('\n').length} file(s) under src/ or bench/`
+  } catch {
+    return 'unknown (not a git checkout)'
+  }
+}
+
+function packageVersion(name: string): string {
+  try {
+    return (JSON.parse(readFileSync(join(root, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version
+  } catch {
+    return 'not installed'
+  }
+}
+
+try {
+  await main()
+  await cleanup()
+  log(`results in ${join(resultsDir, `${OUT}.json`)} and ${OUT}.md`)
+  process.exit(0)
+} catch (err) {
+  process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
+  await cleanup()
+  process.exit(1)
+}
