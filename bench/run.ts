@@ -486,7 +486,7 @@ async function main() {
     '',
     '**Budgets**',
     '',
-    'Verdicts use undisturbed rounds. Without one, a throughput budget is decided on the CPU ratio when that is at least 0.1 from the limit, and a p99 budget is missed when the variant cannot serve the offered rate on a whole core (its CPU per request is too high); otherwise the verdict is left open.',
+    'Verdicts use undisturbed rounds. Without one, a throughput budget is decided on the CPU ratio when that is at least 0.1 from the limit, and a p99 budget is missed when the variant cannot serve the offered rate on a whole core, or runs so close to it that queueing alone (M/D/1 estimate from its CPU per request) adds more than twice the limit; otherwise the verdict is left open.',
     '',
     budgetLines(budgets),
     ...(notes.length > 0 ? ['', '**Notes**', '', ...notes] : []),
