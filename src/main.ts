@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { applyDevDefaults } from './config/dev-defaults.ts'
 import { ConfigError, loadConfig } from './config/load.ts'
 import { startGateway } from './start.ts'
-import { createLogger } from './telemetry/logging.ts'
+import { createLogger, stdoutDestination } from './telemetry/logging.ts'
 import { shutdownTracing } from './telemetry/tracing.ts'
 
 const root = join(import.meta.dirname, '..')
@@ -22,7 +22,7 @@ try {
   throw err
 }
 
-const log = createLogger(config.logLevel)
+const log = createLogger(config.logLevel, stdoutDestination(config.logSync))
 const dev = await applyDevDefaults(config, { dataDir: join(root, '.data'), log }).catch((err: unknown) => {
   log.fatal({ err: { message: (err as Error).message } }, 'startup failed')
   process.exit(1)

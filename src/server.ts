@@ -152,13 +152,15 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
 
   let draining = false
   app.decorateRequest('authgw', null as never)
-  app.addHook('onRequest', async (request, reply) => {
+  // Callback-style hooks: no promise per request on the hot path.
+  app.addHook('onRequest', (request, reply, done) => {
     request.authgw = {}
     reply.header('x-request-id', request.id)
     activeSpan()?.setAttribute(Attr.requestId, request.id)
+    done()
   })
 
-  app.addHook('onResponse', async (request, reply) => {
+  app.addHook('onResponse', (request, reply, done) => {
     const route = routeLabel(request.routeOptions.url, request.url)
     const status = reply.statusCode
     const seconds = reply.elapsedTime / 1000
@@ -184,6 +186,7 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
     }
     if (status >= 500) request.log.error(line, 'request')
     else request.log.info(line, 'request')
+    done()
   })
 
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, request, reply) => {

@@ -45,6 +45,7 @@ export type Config = {
   authRateLimit: boolean
   demoApp: boolean
   logLevel: string
+  logSync: boolean
 }
 
 /** A config whose development defaults have been filled in. */
@@ -220,6 +221,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     authRateLimit: bool('AUTH_RATE_LIMIT', production),
     demoApp: bool('DEMO_APP', !production),
     logLevel,
+    logSync: bool('LOG_SYNC', false),
   }
   if (config.limits.headersTimeoutMs > config.limits.requestTimeoutMs) {
     problems.push('HEADERS_TIMEOUT_MS must not exceed REQUEST_TIMEOUT_MS')

@@ -56,6 +56,7 @@ export const settings: readonly Setting[] = [
   { name: 'AUTH_RATE_LIMIT', default: '`on` in production, else `off`', description: "better-auth's rate limiter (sign-in: 3 per 10 s per client IP)." },
   { name: 'DEMO_APP', default: '`on` outside production', description: 'Serve the demo sign-in page at `/`.' },
   { name: 'LOG_LEVEL', default: '`info`', description: 'pino log level.' },
+  { name: 'LOG_SYNC', default: '`false`', description: '`true` writes every log line to stdout before the request completes. Default: 4 KiB batches, written at least every 250 ms and flushed at exit (SIGKILL can lose the last batch).' },
 ]
 
 export const settingNames: ReadonlySet<string> = new Set(settings.map((s) => s.name))

@@ -161,3 +161,22 @@ t.test('SIGTERM with a call slower than SHUTDOWN_DRAIN_MS: the process exits 1 a
   t.ok(child.logs.some((r) => r.event === 'shutdown' && r.msg === 'drain time exceeded, exiting'), 'logged why')
   t.match(await inFlight, /^cut: /, 'the unfinished call was cut, not answered')
 })
+
+t.test('buffered stdout (default LOG_SYNC=false): an idle gateway still writes its lines, and exit flushes every one', async (t) => {
+  const { upstream } = await heldUpstream(t)
+  const child = await startMain(t, upstream.url, { SHUTDOWN_DELAY_MS: '0', SHUTDOWN_DRAIN_MS: '5000' })
+  const c = new Client(child.url)
+  t.equal((await c.signUp(uniqueEmail('logflush'), PASSWORD)).status, 200)
+  const accessLines = () => child.logs.filter((r) => r.msg === 'request' && r.path === '/api/items')
+  // Three lines are far below the 4 KiB batch: only the periodic flush writes them.
+  for (let i = 0; i < 3; i++) t.equal((await get(`${child.url}/api/items`, { cookie: c.cookieHeader })).status, 200)
+  await eventually(async () => (accessLines().length === 3 ? true : undefined), { limitMs: 5_000, what: 'three access lines without further traffic' })
+  t.pass('lines below the batch size reach stdout on the periodic flush')
+
+  // Lines logged just before exit are written by the exit handler, not lost in the buffer.
+  for (let i = 0; i < 3; i++) t.equal((await get(`${child.url}/api/items`, { cookie: c.cookieHeader })).status, 200)
+  child.proc.kill('SIGTERM')
+  t.equal((await child.exited).code, 0)
+  t.equal(accessLines().length, 6, 'every request has its access line after exit')
+  t.ok(child.logs.some((r) => r.event === 'shutdown' && r.msg === 'stopped'), 'the last line before exit is there too')
+})
