@@ -197,3 +197,26 @@ function checkDenial(t: Test, gw: TestGateway, res: Res, reason: SessionReasonT,
     source: path === 'gateway' ? 'gateway' : 'auth',
   })
 }
+
+t.test('verify-once cookie cache: after a valid cookie is accepted, tampered variants of it are still bad_signature', async (t) => {
+  const gw = await startTestGateway(t)
+  const s = await freshSession(gw)
+  const raw = decodeURIComponent(s.cookieValue)
+  const signature = raw.slice(raw.lastIndexOf('.') + 1)
+  const cookie = (value: string) => ({ cookie: `${COOKIE}=${encodeURIComponent(value)}` })
+  // Accepted twice: the second time from the verified-value cache.
+  for (let i = 0; i < 2; i++) t.equal((await send(gw, 'gateway', cookie(raw))).status, 200, `valid cookie accepted (${i + 1})`)
+
+  const flip = (c: string) => (c === 'A' ? 'B' : 'A')
+  const variants: Array<[string, string]> = [
+    ['one signature character changed', `${s.token}.${flip(signature[0] as string)}${signature.slice(1)}`],
+    ['another token under the cached signature', `${randomBytes(24).toString('base64url')}.${signature}`],
+    ['the token with one character changed, same signature', `${flip(s.token[0] as string)}${s.token.slice(1)}.${signature}`],
+  ]
+  for (const [how, value] of variants) {
+    const res = await send(gw, 'gateway', cookie(value))
+    t.equal(res.status, 401, how)
+    t.equal(res.body.reason, SessionReason.bad_signature, `${how}: bad_signature`)
+  }
+  t.equal((await send(gw, 'gateway', cookie(raw))).status, 200, 'the valid cookie still works')
+})
