@@ -55,6 +55,7 @@ type TargetSpec = {
 }
 const TARGETS: Record<string, TargetSpec> = {
   baseline: { kind: 'baseline' },
+  baseline_lean: { kind: 'baseline', env: { BENCH_BASELINE_HOP: 'undici' } },
   authgw: { kind: 'authgw' },
   authgw_cold: { kind: 'authgw', env: { SESSION_CACHE_TTL_SECONDS: '0' } },
   authgw_trace100: { kind: 'authgw', tracing: '1.0' },
@@ -71,6 +72,8 @@ const TARGETS: Record<string, TargetSpec> = {
   x_trace100_nochild: { kind: 'authgw', tracing: '1.0', overrides: ['child-spans-off'] },
   x_trace100_onespan: { kind: 'authgw', tracing: '1.0', overrides: ['undici-span-off', 'child-spans-off'] },
   x_trace1_onespan: { kind: 'authgw', tracing: '0.01', overrides: ['undici-span-off', 'child-spans-off'] },
+  x_replyfrom: { kind: 'authgw', overrides: ['proxy-reply-from', 'headers-reply-from'] },
+  x_trace1_replyfrom: { kind: 'authgw', tracing: '0.01', overrides: ['proxy-reply-from', 'headers-reply-from'] },
 }
 type Target = { id: string; child: Child; origin: string; metricsUrl?: string; tracing: boolean }
 type Variant = {
@@ -92,6 +95,7 @@ const VARIANTS: Variant[] = [
   { id: 'e100', label: 'authgw JWT + tracing 100 % to OTLP sink', target: 'authgw_trace100', creds: 'jwt', open: true, cache: 'jwt' },
   { id: 'e1', label: 'authgw JWT + tracing 1 % to OTLP sink', target: 'authgw_trace1', creds: 'jwt', open: true, cache: 'jwt' },
   { id: 'a2', label: 'baseline again (A/A noise check)', target: 'baseline', creds: 'jwt', open: false },
+  { id: 'a-lean', label: 'reference, no budget: (a) with the direct undici hop of src/proxy/upstream-hop.ts instead of reply-from', target: 'baseline_lean', creds: 'jwt', open: false },
   { id: 'bx-nolog', label: 'experiment: (b) without the access log line (LOG_LEVEL=warn)', target: 'x_nolog', creds: 'jwt', open: false, experiment: true },
   { id: 'bx-pseudo', label: 'experiment: (b) with pseudonymize() memoised, KeyObject key', target: 'x_pseudo', creds: 'jwt', open: false, experiment: true },
   { id: 'cx-pseudo', label: 'experiment: (c) with pseudonymize() memoised, KeyObject key', target: 'x_pseudo', creds: 'cookie', open: false, experiment: true },
@@ -105,6 +109,9 @@ const VARIANTS: Variant[] = [
   { id: 'e100x-nochild', label: 'experiment: (e100) without child spans (jwt.verify)', target: 'x_trace100_nochild', creds: 'jwt', open: false, experiment: true },
   { id: 'e100x-onespan', label: 'experiment: (e100) request span only', target: 'x_trace100_onespan', creds: 'jwt', open: false, experiment: true },
   { id: 'e1x-onespan', label: 'experiment: (e1) request span only', target: 'x_trace1_onespan', creds: 'jwt', open: false, experiment: true },
+  { id: 'bx-replyfrom', label: 'experiment: (b) with the proxy hop through @fastify/reply-from, as before the direct undici hop', target: 'x_replyfrom', creds: 'jwt', open: false, experiment: true },
+  { id: 'e1x-replyfrom', label: 'experiment: (e1) with the proxy hop through @fastify/reply-from, as before the direct undici hop', target: 'x_trace1_replyfrom', creds: 'jwt', open: false, experiment: true },
+  { id: 'cx-replyfrom', label: 'experiment: (c) with the proxy hop through @fastify/reply-from, as before the direct undici hop', target: 'x_replyfrom', creds: 'cookie', open: false, experiment: true },
 ]
 const BUDGETS = [
   { variant: 'b', minRatio: 0.85, maxAddedP99Ms: 1 },
@@ -183,7 +190,7 @@ async function main() {
       ? { OTEL_EXPORTER_OTLP_ENDPOINT: sinkUrl, OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: spec.tracing, OTEL_SERVICE_NAME: 'authgw' }
       : {}
     const env: Record<string, string> = isBaseline
-      ? { UPSTREAM_URL: upstreamUrl, PORT: String(port) }
+      ? { UPSTREAM_URL: upstreamUrl, PORT: String(port), ...spec.env }
       : {
           NODE_ENV: 'production',
           DATABASE_URL: (database as BenchDatabase).url,

@@ -21,6 +21,9 @@ const REPLACEMENTS: Record<string, { original: string; replacement: string }> = 
   'undici-span-off': { original: '/node_modules/@opentelemetry/instrumentation-undici/build/src/index.js', replacement: 'undici-instrumentation-off.ts' },
   // no child spans from inSpan(): one gateway span per request
   'child-spans-off': { original: '/src/telemetry/tracing.ts', replacement: 'tracing-nochild.ts' },
+  // the proxy hop through @fastify/reply-from, as before the direct undici hop (use both)
+  'proxy-reply-from': { original: '/src/proxy/proxy.ts', replacement: 'proxy-reply-from.ts' },
+  'headers-reply-from': { original: '/src/proxy/headers.ts', replacement: 'proxy-reply-from-headers.ts' },
 }
 
 const here = new URL('./', import.meta.url).href

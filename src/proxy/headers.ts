@@ -47,11 +47,26 @@ const ALWAYS_STRIPPED = ['proxy-authorization']
 
 export type HeaderPolicy = {
   /**
-   * Headers as the upstream should see them: `upstreamJwt` as the only
-   * credential (none on public paths). Mutates and returns `headers`.
+   * The headers the upstream gets, built in one pass over the client's:
+   * `upstreamJwt` as the only credential (none on public paths), `host` the
+   * upstream's, `content-length` that of `body` when there is one.
    */
-  rewrite(request: FastifyRequest, headers: IncomingHttpHeaders, upstreamJwt: string | undefined): IncomingHttpHeaders
+  upstreamHeaders(request: FastifyRequest, host: string, upstreamJwt: string | undefined, body: Buffer | null): IncomingHttpHeaders
 }
+
+// What to do with a client header besides the deny-list.
+const PASS = 0
+const DROP = 1
+const HOST = 2
+const REQUEST_ID = 3
+const AUTHORIZATION = 4
+const CONTENT_LENGTH = 5
+const COOKIE = 6
+type Verdict = typeof PASS | typeof DROP | typeof HOST | typeof REQUEST_ID | typeof AUTHORIZATION | typeof CONTENT_LENGTH | typeof COOKIE
+
+// Verdicts per header name as Node hands it over (lower case); client-chosen
+// names, so the memo is bounded.
+const VERDICT_MEMO_SIZE = 1024
 
 export function createHeaderPolicy(opts: { extraDenylist: string[]; authCookieNames: string[] }): HeaderPolicy {
   const exact = new Set<string>(ALWAYS_STRIPPED)
@@ -66,32 +81,95 @@ export function createHeaderPolicy(opts: { extraDenylist: string[]; authCookieNa
     const c = canonical(name)
     return exact.has(c) || prefixes.some((p) => c.startsWith(p))
   }
+  const memo = new Map<string, Verdict>()
+  const classify = (name: string): Verdict => {
+    let v = memo.get(name)
+    if (v !== undefined) return v
+    // The body is re-sent with its own Content-Length; the client's framing
+    // and connection options are not the upstream's business (and undici
+    // refuses Keep-Alive, Upgrade and Expect outright).
+    if (REQUEST_HOP_BY_HOP.has(name)) v = DROP
+    else if (name === 'host') v = HOST
+    else if (name === 'x-request-id') v = REQUEST_ID
+    else if (name === 'authorization') v = AUTHORIZATION
+    else if (name === 'content-length') v = CONTENT_LENGTH
+    else if (denied(name)) v = DROP
+    else if (name === 'cookie') v = COOKIE
+    else v = PASS
+    if (memo.size < VERDICT_MEMO_SIZE) memo.set(name, v)
+    return v
+  }
+  const keptCookies = (header: string): string | undefined => {
+    let kept: string | undefined
+    for (const [n, v] of parseCookieHeader(header)) {
+      if (authCookies.has(n)) continue
+      kept = kept === undefined ? `${n}=${v}` : `${kept}; ${n}=${v}`
+    }
+    return kept
+  }
 
   return {
-    rewrite(request, headers, upstreamJwt) {
-      for (const name of Object.keys(headers)) if (denied(name)) delete headers[name]
-      // The body is re-sent with its own Content-Length; the client's framing
-      // and connection options are not the upstream's business (and undici
-      // refuses Keep-Alive, Upgrade and Expect outright).
-      for (const name of REQUEST_HOP_BY_HOP) delete headers[name]
-      const cookie = headers.cookie
-      if (cookie !== undefined) {
-        const kept = [...parseCookieHeader(cookie)].filter(([n]) => !authCookies.has(n)).map(([n, v]) => `${n}=${v}`)
-        if (kept.length > 0) headers.cookie = kept.join('; ')
-        else delete headers.cookie
+    upstreamHeaders(request, host, upstreamJwt, body) {
+      const from = request.raw.headers
+      // Headers the client named in Connection are hop-by-hop too (RFC 9110 §7.6.1).
+      const named = typeof from.connection === 'string' ? connectionOptions(from.connection) : undefined
+      const out: IncomingHttpHeaders = {}
+      let hasHost = false
+      let hasRequestId = false
+      let hasAuthorization = false
+      let hasContentLength = false
+      // Headers keep the client's order; the gateway's own replace the
+      // client's in place or come last (as they did through reply-from).
+      for (const name in from) {
+        const value = from[name]
+        if (value === undefined || (named !== undefined && named.includes(name))) continue
+        switch (classify(name)) {
+          case PASS:
+            out[name] = value
+            break
+          case HOST:
+            out.host = host
+            hasHost = true
+            break
+          case REQUEST_ID:
+            out['x-request-id'] = request.id
+            hasRequestId = true
+            break
+          case AUTHORIZATION:
+            if (upstreamJwt !== undefined) {
+              out.authorization = `Bearer ${upstreamJwt}`
+              hasAuthorization = true
+            }
+            break
+          case CONTENT_LENGTH:
+            out['content-length'] = body === null ? (value as string) : String(body.length)
+            hasContentLength = true
+            break
+          case COOKIE: {
+            const kept = keptCookies(value as string)
+            if (kept !== undefined) out.cookie = kept
+            break
+          }
+        }
+      }
+      if (!hasHost) out.host = host
+      if (body !== null) {
+        if (!hasContentLength) out['content-length'] = String(body.length)
+        // Sent exactly as received, with the client's Content-Type (parameters included).
+        if (out['content-type'] === undefined) out['content-type'] = from['content-type'] ?? 'application/octet-stream'
       }
       // Rebuilt from what Fastify derived under the TRUST_PROXY setting.
       // A trusted proxy that forwarded garbage (`X-Forwarded-For: admin`)
       // leaves request.ip unusable; fall back to the peer address.
-      headers['x-forwarded-for'] = isIP(request.ip) !== 0 ? request.ip : (request.socket.remoteAddress ?? '')
-      headers['x-forwarded-proto'] = request.protocol
-      headers['x-forwarded-host'] = request.host
-      headers['x-request-id'] = request.id
-      if (upstreamJwt === undefined) delete headers.authorization
-      else headers.authorization = `Bearer ${upstreamJwt}`
+      const ip = request.ip
+      out['x-forwarded-for'] = isIP(ip) !== 0 ? ip : (request.socket.remoteAddress ?? '')
+      out['x-forwarded-proto'] = request.protocol
+      out['x-forwarded-host'] = request.host
+      if (!hasRequestId) out['x-request-id'] = request.id
+      if (!hasAuthorization && upstreamJwt !== undefined) out.authorization = `Bearer ${upstreamJwt}`
       // Tracing: the upstream continues this request's trace (no-op when off).
-      injectTraceContext(request, headers)
-      return headers
+      injectTraceContext(request, out)
+      return out
     },
   }
 }
@@ -105,17 +183,43 @@ function canonical(name: string): string {
   return name.toLowerCase().replaceAll('_', '-')
 }
 
-const REQUEST_HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'expect']
+const REQUEST_HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'expect'])
 
 // RFC 9110 §7.6.1: connection-specific fields describe one hop. The upstream's
 // (`Connection: keep-alive`, `Keep-Alive: timeout=5`) would otherwise override
 // what Node decides for the client connection, e.g. keep open a connection the
 // client asked to close.
-const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer']
+const RESPONSE_HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer'])
 
-/** Response headers from the upstream without hop-by-hop fields (also those the upstream named in `Connection`). */
-export function stripHopByHop<H extends Record<string, unknown>>(headers: H): H {
-  const named = typeof headers.connection === 'string' ? headers.connection.split(',').map((s) => s.trim().toLowerCase()) : []
-  for (const name of [...HOP_BY_HOP, ...named]) delete headers[name]
-  return headers
+/** The header names listed in a Connection header, lower case (undefined: none beyond the hop-by-hop ones). */
+function connectionOptions(value: string): string[] | undefined {
+  // The common cases name nothing that is not hop-by-hop already.
+  if (value === 'keep-alive' || value === 'close') return undefined
+  const names: string[] = []
+  for (const part of value.split(',')) {
+    const n = part.trim().toLowerCase()
+    if (n !== '') names.push(n)
+  }
+  return names
+}
+
+/**
+ * Copy the upstream's response headers onto `into` without hop-by-hop fields
+ * (also those the upstream named in `Connection`). Like `reply.header()`: a
+ * header replaces the one the gateway set, except `set-cookie`, which adds.
+ */
+export function copyEndToEndHeaders(from: IncomingHttpHeaders, into: Record<string, unknown>): void {
+  const named = typeof from.connection === 'string' ? connectionOptions(from.connection) : undefined
+  for (const name in from) {
+    const value = from[name]
+    if (value === undefined || RESPONSE_HOP_BY_HOP.has(name) || (named !== undefined && named.includes(name))) continue
+    if (name === 'set-cookie') {
+      const prev = into[name]
+      if (prev !== undefined) {
+        into[name] = ([] as unknown[]).concat(prev, value)
+        continue
+      }
+    }
+    into[name] = value
+  }
 }

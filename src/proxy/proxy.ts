@@ -1,7 +1,7 @@
-// Everything under /api/ except /api/auth/ goes to the upstream through
-// @fastify/reply-from (undici keep-alive), after the guard allowed it.
-import replyFrom from '@fastify/reply-from'
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+// Everything under /api/ except /api/auth/ goes to the upstream over a
+// direct undici hop (upstream-hop.ts), after the guard allowed it.
+import type { FastifyInstance } from 'fastify'
+import type { Dispatcher } from 'undici'
 import fp from 'fastify-plugin'
 import { exemplarOf, recordUnauthorized } from '../auth/decision.ts'
 import type { Guard } from '../auth/guard.ts'
@@ -9,8 +9,9 @@ import { Mechanism, UnauthorizedSource, UpstreamFailureReason, UpstreamRejectRea
 import type { UpstreamFailureReason as FailureReason } from '../reasons.ts'
 import type { Metrics } from '../telemetry/metrics.ts'
 import { RequestErrorReason } from '../reasons.ts'
-import { stripHopByHop } from './headers.ts'
 import type { HeaderPolicy } from './headers.ts'
+import { createUpstreamPool, forward } from './upstream-hop.ts'
+import type { Hop, HopObserver } from './upstream-hop.ts'
 
 export const PROXY_ROUTE = '/api/*'
 
@@ -33,16 +34,18 @@ declare module 'fastify' {
   }
 }
 
-/** Map an undici/reply-from error to the upstream failure reason and status. */
+/** Map an undici (or reply-from) error to the upstream failure reason and status. */
 export function classifyUpstreamError(error: unknown): { reason: FailureReason; status: 502 | 504 } {
   const codes: string[] = []
   for (let e: unknown = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
     const code = (e as Error & { code?: string }).code
     if (code) codes.push(code)
+    // Happy eyeballs (a host name with several addresses) fails with one error per address.
+    if (e instanceof AggregateError) for (const inner of e.errors) if (typeof inner?.code === 'string') codes.push(inner.code)
   }
   const has = (...c: string[]) => codes.some((x) => c.includes(x))
   // No connection at all, including UPSTREAM_CONNECT_TIMEOUT_MS running out
-  // (reply-from labels that one 504): the upstream was never asked.
+  // (reply-from labelled that one 504): the upstream was never asked.
   if (has('ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'ETIMEDOUT', 'FST_REPLY_FROM_SERVICE_UNAVAILABLE')) {
     return { reason: UpstreamFailureReason.connect_error, status: 502 }
   }
@@ -55,41 +58,40 @@ export function classifyUpstreamError(error: unknown): { reason: FailureReason; 
 
 async function proxyPlugin(app: FastifyInstance, opts: ProxyOptions) {
   const { metrics, guard, headerPolicy } = opts
-  await app.register(replyFrom, {
-    base: opts.upstreamUrl,
-    disableRequestLogging: true,
-    undici: {
-      connections: opts.connections,
-      pipelining: 1,
-      keepAliveTimeout: 60_000,
-      headersTimeout: opts.timeoutMs,
-      bodyTimeout: opts.timeoutMs,
-      connect: { timeout: opts.connectTimeoutMs },
-    },
+  const upstreamHost = new URL(opts.upstreamUrl).host
+  const pool = createUpstreamPool(new URL(opts.upstreamUrl).origin, opts)
+  app.addHook('onClose', async () => {
+    // Fastify has stopped taking requests and answered the ones in flight by now.
+    await pool.close()
   })
 
-  const onResponse = (request: FastifyRequest, reply: FastifyReply, res: { statusCode: number; stream: NodeJS.ReadableStream }): void => {
-    const started = request.upstreamStartedAt ?? performance.now()
-    metrics.observeUpstream(res.statusCode, (performance.now() - started) / 1000)
-    if (res.statusCode === 401) {
-      // Every 401 is counted, including an upstream's on a PUBLIC_PATHS route (mechanism none).
-      recordUnauthorized(metrics, request, UnauthorizedSource.upstream, request.authgw.mechanism ?? Mechanism.none, UpstreamRejectReason.upstream_rejected)
-    }
-    res.stream.on('error', (err: unknown) => {
+  const observer: HopObserver = {
+    responseStarted(reply, statusCode) {
+      const request = reply.request
+      const started = request.upstreamStartedAt ?? performance.now()
+      metrics.observeUpstream(statusCode, (performance.now() - started) / 1000)
+      if (statusCode === 401) {
+        // Every 401 is counted, including an upstream's on a PUBLIC_PATHS route (mechanism none).
+        recordUnauthorized(metrics, request, UnauthorizedSource.upstream, request.authgw.mechanism ?? Mechanism.none, UpstreamRejectReason.upstream_rejected)
+      }
+    },
+    failedBeforeResponse(reply, error) {
+      const { reason, status } = classifyUpstreamError(error)
+      metrics.upstreamFailure(reason, exemplarOf())
+      const request = reply.request
+      request.authgw.detail = { ...request.authgw.detail, upstreamFailure: reason }
+      request.log.warn({ reason, err: { type: error.name, code: (error as { code?: string }).code } }, 'upstream failed')
+      reply.code(status).send({ error: status === 504 ? 'gateway_timeout' : 'bad_gateway', reason, requestId: request.id })
+    },
+    failedAfterResponse(_reply, error) {
       // Headers are already on their way: the client sees a cut response.
-      metrics.upstreamFailure(classifyUpstreamError(err).reason, exemplarOf())
-    })
-    reply.send(res.stream)
+      metrics.upstreamFailure(classifyUpstreamError(error).reason, exemplarOf())
+    },
   }
-
-  const onError = (reply: FastifyReply, { error }: { error: unknown }) => {
-    const { reason, status } = classifyUpstreamError(error)
-    metrics.upstreamFailure(reason, exemplarOf())
-    const request = reply.request
-    request.authgw.detail = { ...request.authgw.detail, upstreamFailure: reason }
-    request.log.warn({ reason, err: { type: error instanceof Error ? error.name : 'unknown', code: (error as { code?: string })?.code } }, 'upstream failed')
-    reply.code(status).send({ error: status === 504 ? 'gateway_timeout' : 'bad_gateway', reason, requestId: request.id })
-  }
+  // Hijacking the reply skips onSend hooks. The only one on this route is the
+  // tracing plugin's (it annotates the request span); with it, the answer
+  // goes through reply.send() as a stream instead.
+  const hop: Hop = { pool, observer, direct: !app.hasPlugin('authgw-tracing') }
 
   app.register(async (scope) => {
     scope.removeAllContentTypeParsers()
@@ -102,40 +104,51 @@ async function proxyPlugin(app: FastifyInstance, opts: ProxyOptions) {
       if (jwt === undefined) return reply
       request.upstreamJwt = jwt
     })
-    scope.all(PROXY_ROUTE, async (request, reply) => {
-      const path = upstreamPath(request.url)
-      if (path === undefined) {
+    scope.all(PROXY_ROUTE, (request, reply) => {
+      const target = upstreamTarget(request.url)
+      if (target === undefined) {
         request.authgw.reason = RequestErrorReason.bad_request
-        return reply.code(400).send({ error: RequestErrorReason.bad_request, reason: RequestErrorReason.bad_request, requestId: request.id })
+        reply.code(400).send({ error: RequestErrorReason.bad_request, reason: RequestErrorReason.bad_request, requestId: request.id })
+        return
       }
-      const jwt = request.upstreamJwt
-      // The body exactly as received. Left to itself, reply-from would
-      // JSON.stringify a Buffer body whose Content-Type is JSON
-      // (`{"type":"Buffer","data":[…]}`) and drop Content-Type parameters.
-      const body = request.body instanceof Buffer && request.body.length > 0 ? request.body : undefined
+      // The body exactly as received (an empty one is no body).
+      const body = request.body instanceof Buffer && request.body.length > 0 ? request.body : null
+      const headers = headerPolicy.upstreamHeaders(request, upstreamHost, request.upstreamJwt, body)
       request.upstreamStartedAt = performance.now()
-      return reply.from(path, {
-        ...(body === undefined ? {} : { body, contentType: request.headers['content-type'] ?? 'application/octet-stream' }),
-        rewriteRequestHeaders: (_req, headers) => headerPolicy.rewrite(request, headers, jwt),
-        rewriteHeaders: (headers) => stripHopByHop(headers),
-        // Never retry: a non-idempotent request must reach the upstream at most once.
-        retryDelay: () => null,
-        onResponse: onResponse as never,
-        onError: onError as never,
-      })
+      forward(hop, reply, { method: request.method as Dispatcher.HttpMethod, path: target, headers, body })
     })
   })
 }
 
 /**
- * The path part of a request URL as it is sent upstream (the query string is
- * passed through untouched by reply-from), or undefined when it does not
- * decode or climbs out of its prefix with a `..` segment.
+ * The request target as it is sent upstream: the path, resolved the way a URL
+ * parser resolves it (as reply-from did), and the query string untouched; or
+ * undefined when the path does not decode or climbs out of its prefix.
+ */
+export function upstreamTarget(url: string): string | undefined {
+  const q = url.indexOf('?')
+  const raw = q === -1 ? url : url.slice(0, q)
+  const path = upstreamPath(raw)
+  if (path === undefined) return undefined
+  // Most paths need nothing: no dot segment, nothing a URL parser would escape.
+  const resolved = PLAIN_PATH.test(path) && !DOT_SEGMENT.test(path) && !ENCODED_DOT.test(path) ? path : new URL(path, 'http://upstream').pathname
+  return q === -1 ? resolved : resolved + url.slice(q)
+}
+
+// RFC 3986 pchar and "/" only.
+const PLAIN_PATH = /^[\w\-.~!$&'()*+,;=:@/%]*$/
+const ENCODED_DOT = /%2e/i
+
+/**
+ * The path part of a request URL, or undefined when it does not decode or
+ * could climb out of its prefix: a `..` segment, or `..` next to a slash at
+ * all (the rule reply-from applied, kept so `/api/...` stays a 400).
  */
 export function upstreamPath(url: string): string | undefined {
   const p = splitPath(url)
   if (p === undefined) return undefined
-  return PARENT_SEGMENT.test(p.decoded.replaceAll('\\', '/')) ? undefined : p.path
+  const d = p.decoded.replaceAll('\\', '/')
+  return d === '..' || d.includes('/..') || d.includes('../') ? undefined : p.path
 }
 
 /** The raw path (no query string) and its percent-decoded form; undefined when it does not decode. */
@@ -149,7 +162,6 @@ function splitPath(url: string): { path: string; decoded: string } | undefined {
   }
 }
 
-const PARENT_SEGMENT = /(^|\/)\.\.(\/|$)/
 const DOT_SEGMENT = /(^|\/)\.\.?(\/|$)/
 
 /**

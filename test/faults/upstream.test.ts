@@ -22,10 +22,16 @@ const failure = (reason: string) => `${FAILURES}{reason="${reason}"}`
  */
 async function faultyUpstream(t: Test) {
   const received: string[] = []
+  /** Paths whose connection the gateway closed, in order. */
+  const closed: string[] = []
   const sockets = new Set<Socket>()
   const server = createServer((socket) => {
     sockets.add(socket)
-    socket.on('close', () => sockets.delete(socket))
+    let requested: string | undefined
+    socket.on('close', () => {
+      sockets.delete(socket)
+      if (requested !== undefined) closed.push(requested)
+    })
     socket.on('error', () => undefined)
     let buf = Buffer.alloc(0)
     const onData = (d: Buffer) => {
@@ -38,6 +44,7 @@ async function faultyUpstream(t: Test) {
       socket.off('data', onData)
       const [method, path] = head.split(' ') as [string, string]
       received.push(`${method} ${path}`)
+      requested = path
       act(path, socket)
     }
     socket.on('data', onData)
@@ -68,7 +75,7 @@ async function faultyUpstream(t: Test) {
     }
   }
   const port = await listenForTest(t, server, sockets)
-  return { url: `http://127.0.0.1:${port}`, received }
+  return { url: `http://127.0.0.1:${port}`, received, closed }
 }
 
 async function signedIn(t: Test, url: string): Promise<Client> {
@@ -157,6 +164,25 @@ t.test('timeout, reset, bad response: status, reason, one attempt each', async (
     await t.rejects(res.text())
     const d = await settled(gw, before, failure('timeout'), 1)
     t.same(unexpectedMovements(d, { [failure('timeout')]: 1 }, ALLOWED_NOISE), [])
+  })
+
+  t.test('a client that leaves aborts its upstream call: the upstream connection is closed long before any timeout, nothing counted', async (t) => {
+    // A timeout far beyond the wait below: only an abort can close the upstream connection in time.
+    const patient = await startTestGateway(t, { upstreamUrl: upstream.url, databaseUrl: gw.databaseUrl, env: { UPSTREAM_TIMEOUT_MS: '120000' } })
+    const before = await scrape(patient)
+    const sent = upstream.received.length
+    const closedBefore = upstream.closed.filter((p) => p === '/api/hang').length
+    const aborted = new AbortController()
+    const pending = fetch(`${patient.url}/api/hang`, { headers: { cookie: c.cookieHeader }, signal: aborted.signal }).catch((err: Error) => err.name)
+    await eventually(async () => (upstream.received.length > sent ? true : undefined), { limitMs: 10_000, what: 'the call reached the upstream' })
+    aborted.abort()
+    t.equal(await pending, 'AbortError')
+    await eventually(async () => (upstream.closed.filter((p) => p === '/api/hang').length > closedBefore ? true : undefined), {
+      limitMs: 20_000,
+      what: 'the upstream connection closed',
+    })
+    t.same(unexpectedMovements(delta(before, await scrape(patient)), {}, ALLOWED_NOISE), [], 'no upstream failure: nobody was waiting for the answer')
+    t.same(upstream.received.slice(sent), ['GET /api/hang'], 'sent once')
   })
 
   t.test('the gateway still serves once the upstream behaves', async (t) => {

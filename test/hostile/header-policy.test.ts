@@ -167,13 +167,19 @@ t.test('bodies and framing: what the client sent arrives intact, hop-by-hop requ
   t.equal(got2.headers['transfer-encoding'], undefined)
   t.equal(got2.headers['content-length'], '11', 'with a Content-Length of its own')
 
+  const r3 = await post('Content-Type: application/json\r\nContent-Length: 0\r\n', '')
+  t.equal(r3.status, 200)
+  const got3 = upstream.received.at(-1)!
+  t.equal(got3.body.length, 0, 'an empty JSON body arrives empty (not as a serialised Buffer)')
+  t.equal(got3.headers['content-length'] ?? '0', '0')
+
   for (const field of ['Keep-Alive: timeout=5', 'Upgrade: websocket', 'Expect: 100-continue', 'TE: trailers', 'Trailer: x-checksum', 'Proxy-Connection: keep-alive']) {
     const r = await post(`Content-Type: text/plain\r\nContent-Length: 2\r\n${field}\r\n`, 'hi')
     t.match(r.text, /HTTP\/1\.1 200 OK/, `${field}: answered by the upstream, not a 502`)
     const name = field.split(':')[0]!.toLowerCase()
     t.equal(upstream.received.at(-1)!.headers[name], undefined, `${field}: not forwarded`)
   }
-  t.equal(upstream.received.length - start, 8)
+  t.equal(upstream.received.length - start, 9)
 })
 
 t.test("the upstream's hop-by-hop response headers stay on its hop", async (t) => {
