@@ -22,7 +22,6 @@ if (process.env.BENCH_BASELINE_HOP === 'undici') {
   app.addHook('onClose', () => pool.close())
   const hop: Hop = {
     pool,
-    direct: true,
     observer: {
       responseStarted() {},
       failedBeforeResponse(reply) {

@@ -156,7 +156,6 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
   app.addHook('onRequest', (request, reply, done) => {
     request.authgw = {}
     reply.header('x-request-id', request.id)
-    activeSpan()?.setAttribute(Attr.requestId, request.id)
     done()
   })
 

@@ -7,18 +7,10 @@
 import { registerHooks } from 'node:module'
 
 const REPLACEMENTS: Record<string, { original: string; replacement: string }> = {
-  // pseudonymize() with a KeyObject built once and a bounded memo
-  'fingerprint-memo': { original: '/src/telemetry/fingerprint.ts', replacement: 'fingerprint-memo.ts' },
-  // the pino logger writing through an asynchronous destination with 4 KiB batches
-  'log-async': { original: '/src/telemetry/logging.ts', replacement: 'logging-async.ts' },
-  // the pino logger without the redaction paths
-  'log-noredact': { original: '/src/telemetry/logging.ts', replacement: 'logging-noredact.ts' },
   // no CORS plugin
   'cors-off': { original: '/src/web/cors.ts', replacement: 'cors-off.ts' },
   // prom-client observations on the request path turned into no-ops
   'metrics-off': { original: '/src/telemetry/metrics.ts', replacement: 'metrics-off.ts' },
-  // no upstream client span (and no traceparent injection)
-  'undici-span-off': { original: '/node_modules/@opentelemetry/instrumentation-undici/build/src/index.js', replacement: 'undici-instrumentation-off.ts' },
   // no child spans from inSpan(): one gateway span per request
   'child-spans-off': { original: '/src/telemetry/tracing.ts', replacement: 'tracing-nochild.ts' },
   // the proxy hop through @fastify/reply-from, as before the direct undici hop (use both)

@@ -19,7 +19,7 @@ export const settings: readonly Setting[] = [
   { name: 'BETTER_AUTH_ISSUER', default: 'origin of `BETTER_AUTH_URL`', description: '`iss` of every JWT minted and the only issuer accepted.' },
   { name: 'BETTER_AUTH_AUDIENCE', default: 'origin of `BETTER_AUTH_URL`', description: '`aud` of every JWT minted and the only audience accepted.' },
   { name: 'BETTER_AUTH_JWKS_URL', default: '`$BETTER_AUTH_URL/api/auth/jwks`', description: 'The JWKS URL external verifiers use (announced in logs and `authgw_config_info`).' },
-  { name: 'UPSTREAM_URL', default: 'built-in demo API on a loopback port (dev only)', description: 'Base URL of the protected API that `/api/*` is proxied to.' },
+  { name: 'UPSTREAM_URL', default: 'built-in demo API on a loopback port (dev only)', description: 'Base URL of the protected API that `/api/*` is proxied to. An `https://` upstream\'s certificate is verified (a private CA goes in `NODE_EXTRA_CA_CERTS`).' },
   { name: 'PORT', default: '`3000`', description: 'Gateway listen port.' },
   { name: 'HOST', default: '`0.0.0.0`', description: 'Gateway listen address.' },
   { name: 'METRICS_PORT', default: '`9464`', description: 'Port of the separate `/metrics` listener (never proxied, never behind auth).' },

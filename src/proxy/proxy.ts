@@ -88,10 +88,9 @@ async function proxyPlugin(app: FastifyInstance, opts: ProxyOptions) {
       metrics.upstreamFailure(classifyUpstreamError(error).reason, exemplarOf())
     },
   }
-  // Hijacking the reply skips onSend hooks. The only one on this route is the
-  // tracing plugin's (it annotates the request span); with it, the answer
-  // goes through reply.send() as a stream instead.
-  const hop: Hop = { pool, observer, direct: !app.hasPlugin('authgw-tracing') }
+  // The hop hijacks the reply: no onSend hook may matter on this route (the
+  // tracing plugin annotates its span in onResponse for that reason).
+  const hop: Hop = { pool, observer }
 
   app.register(async (scope) => {
     scope.removeAllContentTypeParsers()

@@ -4,7 +4,6 @@
 // a non-idempotent request must reach the upstream at most once.
 import type { FastifyReply } from 'fastify'
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http'
-import { Readable } from 'node:stream'
 import { Pool, errors } from 'undici'
 import type { Dispatcher } from 'undici'
 import { copyEndToEndHeaders } from './headers.ts'
@@ -50,12 +49,6 @@ export type UpstreamRequest = {
 export type Hop = {
   pool: Pool
   observer: HopObserver
-  /**
-   * true: hijack the reply and write to `reply.raw` (onSend hooks do not
-   * run; onResponse hooks still do, on 'finish'). false: `reply.send()` a
-   * stream, for routes whose onSend hooks must see the answer.
-   */
-  direct: boolean
 }
 
 /** Send `upstream` through the hop and answer `reply` with what comes back. */
@@ -93,11 +86,6 @@ class Exchange implements Dispatcher.DispatchHandler {
   /** Ended, failed or abandoned: nothing more to do. */
   done = false
   clientGone = false
-  /** Not direct: the body so far, while it is small enough to send whole. */
-  chunks: Buffer[] | undefined = undefined
-  collected = 0
-  /** Not direct: the body as a stream, once it outgrew COLLECT_LIMIT. */
-  stream: UpstreamBody | undefined = undefined
 
   constructor(hop: Hop, reply: FastifyReply) {
     this.hop = hop
@@ -118,58 +106,25 @@ class Exchange implements Dispatcher.DispatchHandler {
       return
     }
     const { reply, hop } = this
-    if (hop.direct) {
-      const res = reply.raw
-      // The headers the gateway set (x-request-id, CORS…), then the upstream's.
-      const out = reply.getHeaders()
-      copyEndToEndHeaders(headers, out)
-      try {
-        res.writeHead(statusCode, out as Record<string, string | string[]>)
-      } catch (err) {
-        // A header Node refuses to send: nothing was written yet.
-        controller.abort(err as Error)
-        return
-      }
-      this.started = true
-      reply.hijack()
-      hop.observer.responseStarted(reply, statusCode)
-    } else {
-      const filtered: Record<string, unknown> = {}
-      copyEndToEndHeaders(headers, filtered)
-      this.started = true
-      hop.observer.responseStarted(reply, statusCode)
-      // Stored only: nothing is written before send().
-      reply.code(statusCode).headers(filtered as Record<string, string | string[]>)
-      this.chunks = []
+    const res = reply.raw
+    // The headers the gateway set (x-request-id, CORS…), then the upstream's.
+    const out = reply.getHeaders()
+    copyEndToEndHeaders(headers, out)
+    try {
+      res.writeHead(statusCode, out as Record<string, string | string[]>)
+    } catch (err) {
+      // A header Node refuses to send: nothing was written yet.
+      controller.abort(err as Error)
+      return
     }
-  }
-
-  /** Not direct: from here on, the answer is a stream with what was collected so far. */
-  startStream(): UpstreamBody {
-    const stream = new UpstreamBody(this)
-    for (const chunk of this.chunks ?? []) stream.push(chunk)
-    this.chunks = undefined
-    this.stream = stream
-    this.reply.send(stream)
-    return stream
+    this.started = true
+    // onSend hooks do not run from here on; onResponse hooks still do, on 'finish'.
+    reply.hijack()
+    hop.observer.responseStarted(reply, statusCode)
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.done) return
-    const chunks = this.chunks
-    if (chunks !== undefined) {
-      chunks.push(chunk)
-      this.collected += chunk.length
-      if (this.collected <= COLLECT_LIMIT) return
-      const stream = this.startStream()
-      if (stream.readableLength >= stream.readableHighWaterMark) controller.pause()
-      return
-    }
-    const stream = this.stream
-    if (stream !== undefined) {
-      if (!stream.push(chunk)) controller.pause()
-      return
-    }
     const res = this.reply.raw
     if (!res.write(chunk)) {
       controller.pause()
@@ -180,16 +135,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   onResponseEnd(): void {
     if (this.done) return
     this.done = true
-    const chunks = this.chunks
-    if (chunks !== undefined) {
-      if (this.collected === 0) this.reply.send()
-      // reply.send() of a Buffer would add a Content-Type the upstream did not send.
-      else if (this.reply.hasHeader('content-type')) this.reply.send(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, this.collected))
-      else this.startStream().push(null)
-      return
-    }
-    if (this.stream !== undefined) this.stream.push(null)
-    else this.reply.raw.end()
+    this.reply.raw.end()
   }
 
   onResponseError(_controller: Dispatcher.DispatchController | undefined, error: Error): void {
@@ -201,14 +147,9 @@ class Exchange implements Dispatcher.DispatchHandler {
       this.hop.observer.failedBeforeResponse(this.reply, error)
       return
     }
+    // Status and headers are out: the client sees a cut answer.
     this.hop.observer.failedAfterResponse(this.reply, error)
-    if (this.chunks !== undefined) {
-      // Nothing was written yet. Like a streamed answer that breaks: the
-      // status, headers and what came, then the connection is cut.
-      const stream = this.startStream()
-      stream.failure = error
-    } else if (this.stream !== undefined) this.stream.destroy(error)
-    else this.reply.raw.destroy()
+    this.reply.raw.destroy()
   }
 
   clientClosed(): void {
@@ -216,32 +157,4 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.clientGone = true
     this.controller?.abort(new errors.RequestAbortedError())
   }
-}
-
-// Larger answers are streamed to reply.send() rather than collected.
-const COLLECT_LIMIT = 64 * 1024
-
-/** The upstream's body for `reply.send()`: reading resumes the upstream, destroying aborts it. */
-class UpstreamBody extends Readable {
-  readonly exchange: Exchange
-  /** The upstream failed after what was pushed: fail once that is written out. */
-  failure: Error | undefined = undefined
-  constructor(exchange: Exchange) {
-    super()
-    this.exchange = exchange
-  }
-  override _read(): void {
-    // A tick later the last chunk has been written (and the headers with it),
-    // so the client sees a cut answer rather than an error response.
-    if (this.failure !== undefined) setImmediate(failBody, this)
-    else this.exchange.controller?.resume()
-  }
-  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    this.exchange.clientClosed()
-    callback(error)
-  }
-}
-
-function failBody(body: UpstreamBody) {
-  body.destroy(body.failure)
 }

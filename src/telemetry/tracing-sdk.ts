@@ -117,7 +117,8 @@ function isTrue(v: string | undefined): boolean {
 }
 
 /** `GET /api/*` instead of @fastify/otel's generic `request`; the path without its query string. */
-function nameRequestSpan(span: { updateName(n: string): unknown; setAttribute(k: string, v: AttributeValue): unknown }, request: FastifyRequest): void {
+function nameRequestSpan(span: { isRecording(): boolean; updateName(n: string): unknown; setAttribute(k: string, v: AttributeValue): unknown }, request: FastifyRequest): void {
+  if (!span.isRecording()) return
   const route = request.routeOptions.url
   span.updateName(route === undefined ? request.method : `${request.method} ${route}`)
   span.setAttribute(Attr.urlPath, withoutQuery(request.url))

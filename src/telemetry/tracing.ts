@@ -2,13 +2,14 @@
 // otel-bootstrap.ts through tracing-sdk.ts) and the app. When the SDK was not
 // started (no OTLP endpoint), `tracingEnabled()` is false, no span objects are
 // created at all and buildServer registers no tracing plugin.
-import { SpanKind, SpanStatusCode, context, propagation, trace } from '@opentelemetry/api'
-import type { Attributes, Span } from '@opentelemetry/api'
+import { SpanKind, SpanStatusCode, TraceFlags, context, propagation, trace } from '@opentelemetry/api'
+import type { AttributeValue, Attributes, Context, Exception, Link, Span, SpanContext, SpanStatus, TimeInput } from '@opentelemetry/api'
+import { performance } from 'node:perf_hooks'
 import type { FastifyPluginAsync, FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify'
 import type { IncomingHttpHeaders } from 'node:http'
 import fp from 'fastify-plugin'
 import type { AuthState } from '../auth/decision.ts'
-import { Attr } from './attributes.ts'
+import { Attr, SpanName } from './attributes.ts'
 
 export type TraceIds = { trace_id: string; span_id: string }
 
@@ -18,6 +19,9 @@ declare module 'fastify' {
     traceIds?: TraceIds
     /** The CLIENT span of the upstream call, ended when its answer (or failure) is sent on. */
     upstreamSpan?: Span
+    /** The request span (recording or not) and the context holding it, set in onRequest. */
+    requestSpan?: Span
+    traceContext?: Context
   }
 }
 
@@ -64,10 +68,20 @@ export async function shutdownTracing(): Promise<void> {
 
 const tracer = () => trace.getTracer('authgw')
 
-/** Run fn inside a child span of the active one; a thrown error marks the span as an error. */
+/**
+ * Run fn inside a child span of the active one; a thrown error marks the span
+ * as an error. Under an unsampled request nothing is created: its children
+ * would not be recorded either.
+ */
 export async function inSpan<T>(name: string, attributes: Attributes, fn: (span: Span | undefined) => Promise<T>): Promise<T> {
   if (!tracingEnabled()) return fn(undefined)
-  return tracer().startActiveSpan(name, { attributes }, async (span) => {
+  const parent = context.active()
+  const parentSpan = trace.getSpan(parent)
+  if (parentSpan !== undefined && !parentSpan.isRecording() && (parentSpan.spanContext().traceFlags & TraceFlags.SAMPLED) === 0) {
+    return fn(undefined)
+  }
+  const span: Span = parentSpan !== undefined && FOLDED_ON_CACHE_HIT.has(name) ? new DeferredSpan(name, attributes, parent, parentSpan) : tracer().startSpan(name, { attributes }, parent)
+  return context.with(trace.setSpan(parent, span), async () => {
     try {
       return await fn(span)
     } catch (err) {
@@ -78,6 +92,94 @@ export async function inSpan<T>(name: string, attributes: Attributes, fn: (span:
       span.end()
     }
   })
+}
+
+// A verify-once cache hit is a map lookup, not work worth a span of its own
+// (a span costs more than the lookup): its attributes go on the parent span.
+// A miss, a denial or an error is a span as before.
+const FOLDED_ON_CACHE_HIT = new Set<string>([SpanName.jwtVerify])
+
+/**
+ * A child span that only becomes a real one when it must: when someone needs
+ * its context (a child span, a log line, a traceparent) or when it ends as
+ * anything but a clean cache hit. It is then started with the time it was
+ * created, so the exported span is the one inSpan would have made.
+ */
+class DeferredSpan implements Span {
+  readonly #name: string
+  readonly #attributes: Attributes
+  readonly #parent: Context
+  readonly #parentSpan: Span
+  readonly #start = performance.now()
+  #status: SpanStatus | undefined
+  #real: Span | undefined
+  #ended = false
+
+  constructor(name: string, attributes: Attributes, parent: Context, parentSpan: Span) {
+    this.#name = name
+    this.#attributes = { ...attributes }
+    this.#parent = parent
+    this.#parentSpan = parentSpan
+  }
+
+  #materialize(): Span {
+    if (this.#real === undefined) {
+      this.#real = tracer().startSpan(this.#name, { attributes: this.#attributes, startTime: this.#start }, this.#parent)
+      if (this.#status !== undefined) this.#real.setStatus(this.#status)
+    }
+    return this.#real
+  }
+
+  spanContext(): SpanContext {
+    return this.#materialize().spanContext()
+  }
+  setAttribute(key: string, value: AttributeValue): this {
+    if (this.#real !== undefined) this.#real.setAttribute(key, value)
+    else if (!this.#ended) this.#attributes[key] = value
+    return this
+  }
+  setAttributes(attributes: Attributes): this {
+    if (this.#real !== undefined) this.#real.setAttributes(attributes)
+    else if (!this.#ended) Object.assign(this.#attributes, attributes)
+    return this
+  }
+  addEvent(name: string, attributesOrStartTime?: Attributes | TimeInput, startTime?: TimeInput): this {
+    this.#materialize().addEvent(name, attributesOrStartTime, startTime)
+    return this
+  }
+  addLink(link: Link): this {
+    this.#materialize().addLink(link)
+    return this
+  }
+  addLinks(links: Link[]): this {
+    this.#materialize().addLinks(links)
+    return this
+  }
+  setStatus(status: SpanStatus): this {
+    if (this.#real !== undefined) this.#real.setStatus(status)
+    else if (!this.#ended && status.code !== SpanStatusCode.UNSET) this.#status = status
+    return this
+  }
+  updateName(name: string): this {
+    this.#materialize().updateName(name)
+    return this
+  }
+  end(endTime?: TimeInput): void {
+    if (this.#ended) return
+    if (this.#real === undefined && this.#status === undefined && this.#attributes[Attr.cacheHit] === true) {
+      this.#ended = true
+      this.#parentSpan.setAttributes(this.#attributes)
+      return
+    }
+    this.#materialize().end(endTime ?? performance.now())
+    this.#ended = true
+  }
+  isRecording(): boolean {
+    return this.#real !== undefined ? this.#real.isRecording() : !this.#ended
+  }
+  recordException(exception: Exception, time?: TimeInput): void {
+    this.#materialize().recordException(exception, time)
+  }
 }
 
 /** trace_id/span_id of the active span when it is sampled. */
@@ -108,12 +210,30 @@ export function getFastifyOtelPlugin(): FastifyPluginAsync | undefined {
   const otel = runtime.fastifyPlugin()
   return fp(
     async (app) => {
+      // Added before @fastify/otel's onResponse hook, which ends the request
+      // span if its onSend did not: a hijacked reply (the proxy's direct hop)
+      // or one that failed before sending never runs onSend hooks.
+      app.addHook('onResponse', (request, reply, done) => {
+        endUpstreamSpan(request, reply)
+        annotateRequestSpan(request, reply)
+        done()
+      })
       await app.register(otel)
       app.decorateRequest('traceIds', undefined)
       app.decorateRequest('upstreamSpan', undefined)
+      app.decorateRequest('requestSpan', undefined)
+      app.decorateRequest('traceContext', undefined)
       app.addHook('onRequest', (request, _reply, done) => {
-        // Runs after @fastify/otel's onRequest, inside the request span's context.
-        request.traceIds = activeTraceIds()
+        // Runs after @fastify/otel's onRequest: read its span once, here.
+        const otel = (request as OtelRequest).opentelemetry?.()
+        const span = otel?.span ?? undefined
+        request.requestSpan = span
+        request.traceContext = otel?.context ?? undefined
+        if (span !== undefined) {
+          const sc = span.spanContext()
+          if ((sc.traceFlags & TraceFlags.SAMPLED) !== 0) request.traceIds = { trace_id: sc.traceId, span_id: sc.spanId }
+          if (span.isRecording()) span.setAttribute(Attr.requestId, request.id)
+        }
         done()
       })
       // Re-enter the request span before the handler, so child spans (auth
@@ -122,19 +242,14 @@ export function getFastifyOtelPlugin(): FastifyPluginAsync | undefined {
       // AsyncContextFrame keeps it (test/telemetry/span-tree.test.ts sends a
       // late body); async_hooks-based AsyncLocalStorage (Node 22) may not.
       app.addHook('preHandler', (request, _reply, done) => {
-        const ctx = (request as OtelRequest).opentelemetry?.().context
-        if (ctx) context.with(ctx, done)
+        const ctx = request.traceContext
+        if (ctx !== undefined && context.active() !== ctx) context.with(ctx, done)
         else done()
       })
       app.addHook('onSend', (request, reply, payload, done) => {
         endUpstreamSpan(request, reply)
         annotateRequestSpan(request, reply)
         done(null, payload)
-      })
-      app.addHook('onResponse', (request, reply, done) => {
-        // Only if onSend never ran (the reply failed before sending).
-        endUpstreamSpan(request, reply)
-        done()
       })
     },
     { name: 'authgw-tracing', fastify: '5.x' },
@@ -156,9 +271,9 @@ export function injectTraceContext(request: FastifyRequest, headers: IncomingHtt
   if (!tracingEnabled()) return
   delete headers.traceparent
   delete headers.tracestate
-  const parent = (request as OtelRequest).opentelemetry?.().context ?? context.active()
+  const parent = request.traceContext ?? context.active()
   let ctx = parent
-  if (trace.getSpan(parent)?.isRecording()) {
+  if ((request.requestSpan ?? trace.getSpan(parent))?.isRecording()) {
     const [address, port] = splitHost(headers.host)
     const span = tracer().startSpan(
       request.method,
@@ -214,8 +329,8 @@ function withoutQuery(url: string): string {
 
 /** Auth outcome on the request span; 5xx is an error with `error.type`, denials are not. */
 function annotateRequestSpan(request: FastifyRequest, reply: FastifyReply): void {
-  const span = (request as OtelRequest).opentelemetry?.().span
-  if (!span || !span.isRecording()) return
+  const span = request.requestSpan
+  if (span === undefined || !span.isRecording()) return
   const a: AuthState = request.authgw ?? {}
   const attrs: Attributes = {}
   if (a.mechanism) attrs[Attr.mechanism] = a.mechanism

@@ -76,8 +76,12 @@ t.test('gateway and upstream started with the bootstrap export one trace over OT
   t.notOk(receiver.requests.some((r) => r.path === '/v1/metrics' || r.path === '/v1/logs'), 'traces only: no OTLP metrics or logs')
 
   t.test('every access line of the run is JSON on stdout and carries its trace id', async (t) => {
+    // Access lines are written in batches (at least every 250 ms): wait for the last one.
+    const access = await eventually(() => {
+      const lines = gw.records().filter((r) => r.msg === 'request')
+      return lines.some((r) => r.reqId === denied.headers.get('x-request-id')) && lines
+    }, 'the access lines')
     for (const line of gw.stdout) t.doesNotThrow(() => JSON.parse(line), 'stdout line is JSON')
-    const access = gw.records().filter((r) => r.msg === 'request')
     t.ok(access.length >= 5)
     for (const line of access) t.match(line.trace_id, HEX32, `${line.method} ${line.route} ${line.status} has trace_id`)
     t.equal(access.find((r) => r.reqId === requestId)?.trace_id, server.traceId)

@@ -2,6 +2,7 @@
 // started in this process and an in-memory exporter: each yields the expected
 // span tree and attributes, and the upstream's span continues the trace.
 import { randomBytes } from 'node:crypto'
+import { hrTimeToMicroseconds } from '@opentelemetry/core'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import t from 'tap'
@@ -81,6 +82,8 @@ t.test('allowed session, allowed JWT, denials and a 401 from better-auth', async
   const bearer = new Client(gw.url)
   const jwtCall = await bearer.get('/api/me', { headers: { authorization: `Bearer ${token}` } })
   t.equal(jwtCall.status, 200, jwtCall.text)
+  const jwtAgain = await bearer.get('/api/me', { headers: { authorization: `Bearer ${token}` } })
+  t.equal(jwtAgain.status, 200, jwtAgain.text)
   const anonymous = await new Client(gw.url).get('/api/me')
   t.equal(anonymous.status, 401)
   const [h, p, s] = token.split('.') as [string, string, string]
@@ -140,9 +143,29 @@ t.test('allowed session, allowed JWT, denials and a 401 from better-auth', async
     notAnError(t, req)
     const verify = tree.child(req, 'authgw.jwt.verify')
     t.ok(verify, 'JWT verification span under the request span')
-    t.match(verify?.attributes, { 'authgw.mechanism': 'jwt', 'authgw.outcome': 'allowed', 'authgw.jwt.alg': 'EdDSA' })
+    t.match(verify?.attributes, { 'authgw.mechanism': 'jwt', 'authgw.outcome': 'allowed', 'authgw.jwt.alg': 'EdDSA', 'authgw.cache.hit': false })
     t.match(verify?.attributes['authgw.jwt.kid'], /.+/)
+    // Created when the result was known (a miss), with the time it started.
+    const raw = (id: string | undefined) => tracing.exporter.getFinishedSpans().find((s) => s.spanContext().spanId === id)
+    const [verifyTime, reqTime] = [raw(verify?.spanId)?.duration, raw(req.spanId)?.duration].map((d) => (d ? hrTimeToMicroseconds(d) : -1))
+    t.ok(verifyTime !== undefined && verifyTime > 0 && verifyTime < (reqTime ?? 0), `verification took ${verifyTime} µs of the request's ${reqTime} µs`)
     t.notOk(tree.child(req, 'authgw.session.validate'), 'one mechanism per request')
+    upstreamHop(t, tree, req, '/api/me')
+  })
+
+  t.test('allowed by Bearer JWT from the verify-once cache: no verify span, its attributes on the request span', async (t) => {
+    const req = requestSpan(t, tree, jwtAgain.headers.get('x-request-id'))
+    t.match(req.attributes, {
+      'authgw.mechanism': 'jwt',
+      'authgw.outcome': 'allowed',
+      'authgw.cache.hit': true,
+      'authgw.jwt.alg': 'EdDSA',
+      'http.response.status_code': 200,
+    })
+    t.match(req.attributes['authgw.jwt.kid'], /.+/)
+    notAnError(t, req)
+    t.notOk(tree.child(req, 'authgw.jwt.verify'), 'a cache hit is not a span of its own')
+    t.equal(tree.children(req).length, 1, 'the upstream client span is the only child')
     upstreamHop(t, tree, req, '/api/me')
   })
 
