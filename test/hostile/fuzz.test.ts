@@ -7,6 +7,7 @@
 import { createHmac, randomBytes } from 'node:crypto'
 import { Agent, request as httpRequest } from 'node:http'
 import t from 'tap'
+import { AUTH_ROUTES } from '../../src/auth/mount.ts'
 import { RequestErrorReason } from '../../src/reasons.ts'
 import { UnauthorizedReason, UnavailableReason, valuesOf } from '../../src/reasons.ts'
 import { Client, PASSWORD, uniqueEmail } from '../helpers/client.ts'
@@ -133,8 +134,16 @@ const PATHS: Record<string, (r: Rng) => string> = {
 }
 // better-auth answers these itself (its own bodies, 200 `null` from get-session):
 // checked for "never 5xx" and series only.
+const KNOWN_AUTH_PATHS = new Set<string>(AUTH_ROUTES)
 const AUTH_PATHS: Record<string, (r: Rng) => string> = {
-  auth_unknown: (r) => `/api/auth/${r.str(1 + r.int(20), ALNUM)}`,
+  // Never a real endpoint: a random name that happens to be one (`/ok`) would be
+  // a legitimate, bounded series the warm-up did not create.
+  auth_unknown: (r) => {
+    let name: string
+    do name = r.str(1 + r.int(20), ALNUM)
+    while (KNOWN_AUTH_PATHS.has(`/${name}`))
+    return `/api/auth/${name}`
+  },
   auth_get_session: () => '/api/auth/get-session',
   auth_token: () => '/api/auth/token',
 }
