@@ -5,13 +5,15 @@
 // the API for the same request id and trace id. And the two verifiers, fed the
 // same tokens, name the same reason.
 import t from 'tap'
+import { readFileSync } from 'node:fs'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { createHmac, generateKeyPairSync, sign as cryptoSign } from 'node:crypto'
 import type { KeyObject } from 'node:crypto'
 import { startInProcessTracing } from '../fixtures/in-process-tracing.ts'
 import { Kind } from '../fixtures/spans.ts'
-import { pythonProblem, runPython, startPythonApi } from './python-api.ts'
+import { REPO_ROOT } from '../fixtures/node-process.ts'
+import { pythonProblem, runPython, RUNTIME_PACKAGES, startPythonApi, TEST_PACKAGES } from './python-api.ts'
 
 // Before anything loads pg: the instrumentation patches it on load.
 const tracing = await startInProcessTracing()
@@ -28,6 +30,13 @@ const API_AUDIENCE_MISMATCH = 'api_jwt_validation_failures_total{reason="audienc
 const API_UNAUTHORIZED_AUDIENCE = 'api_unauthorized_total{reason="audience_mismatch"}'
 /** API series a request moves whatever its outcome. */
 const apiNoise = (key: string) => key.startsWith('api_http_request_duration_seconds') || key.startsWith('process_') || key.startsWith('python_gc_')
+
+t.test('CI installs the packages and runs the pytest suite', async (t) => {
+  const ci = readFileSync(`${REPO_ROOT}/.ci/run`, 'utf8')
+  const install = /apt-get install(?:[^\n]*\\\n)*[^\n]*/.exec(ci)?.[0] ?? ''
+  for (const pkg of [...RUNTIME_PACKAGES, ...TEST_PACKAGES]) t.match(install, new RegExp(`\\s${pkg}(\\s|$)`), `.ci/run installs ${pkg}`)
+  t.match(ci, /^\/usr\/bin\/python3 -m pytest examples\/python-api\b/m, '.ci/run runs the suite with Debian\'s interpreter')
+})
 
 const problem = pythonProblem()
 // Not a skip: CI installs the packages (.ci/run), so their absence is a failure.

@@ -9,7 +9,11 @@ import { REPO_ROOT } from '../fixtures/node-process.ts'
 /** Debian's interpreter: the packages below belong to it, not to a pyenv python3 first on PATH. */
 export const PYTHON = '/usr/bin/python3'
 export const API_DIR = join(REPO_ROOT, 'examples', 'python-api')
-export const APT_PACKAGES = 'python3-fastapi python3-uvicorn python3-jwt python3-prometheus-client python3-cryptography python3-httpx python3-pytest'
+/** What the service imports (its Dockerfile installs these). */
+export const RUNTIME_PACKAGES = ['python3-fastapi', 'python3-uvicorn', 'python3-jwt', 'python3-prometheus-client', 'python3-cryptography']
+/** What its pytest suite adds (FastAPI's TestClient needs httpx). */
+export const TEST_PACKAGES = ['python3-pytest', 'python3-httpx']
+const APT_PACKAGES = [...RUNTIME_PACKAGES, ...TEST_PACKAGES].join(' ')
 
 /** Why the service cannot run here, or undefined when it can. */
 export function pythonProblem(): string | undefined {
