@@ -76,9 +76,9 @@ def test_runs_with_json_lines_only(jwks_server: JwksServer, ed_key: SigningKey, 
             raise AssertionError("expected a 401")
         except urllib.error.HTTPError as err:
             assert err.code == 401
-        # Not even a malformed request line escapes as text.
+        # Not even a malformed request escapes as text, nor the bytes it carried.
         with socket.create_connection(("127.0.0.1", port)) as s:
-            s.sendall(b"NOT HTTP\r\n\r\n")
+            s.sendall(b"GET /api/me?token=secret-in-a-bad-request HTTP/1.1 junk\r\n\r\n")
             s.recv(1024)
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -91,3 +91,5 @@ def test_runs_with_json_lines_only(jwks_server: JwksServer, ed_key: SigningKey, 
     requests = [l for l in lines if l["msg"] == "request"]
     assert [r["reqId"] for r in requests if r["path"] == "/api/me"] == ["proc-1", "proc-2"]
     assert token not in stdout
+    assert "secret-in-a-bad-request" not in stdout
+    assert any(l["msg"] == "Invalid HTTP request received." and l["err"]["type"] for l in lines), "the protocol error is still reported"

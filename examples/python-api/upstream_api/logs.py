@@ -56,6 +56,19 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str, separators=(",", ":"))
 
 
+class ClientBytesFilter(logging.Filter):
+    """uvicorn logs a malformed request with the HTTP parser's exception, whose
+    message quotes the bytes the client sent (a token in a query string, say):
+    keep only the exception's type."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[0] is not None and record.getMessage().startswith("Invalid HTTP request"):
+            record.err = {"type": record.exc_info[0].__name__}
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
 def log_config(level: str = "info") -> dict[str, Any]:
     """A logging.config dictConfig for this service and uvicorn (uvicorn.Config(log_config=…))."""
     python_level = logging.getLevelName(LEVELS.get(level, logging.INFO))
@@ -64,13 +77,14 @@ def log_config(level: str = "info") -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"json": {"()": f"{__name__}.JsonFormatter"}},
+        "filters": {"client_bytes": {"()": f"{__name__}.ClientBytesFilter"}},
         "handlers": {"stdout": handler},
         "loggers": {
             LOGGER: {"handlers": ["stdout"], "level": python_level, "propagate": False},
             # uvicorn's own lines (start-up, shutdown, protocol errors). Its
             # access log is off: this service writes one line per request.
             "uvicorn": {"handlers": ["stdout"], "level": python_level, "propagate": False},
-            "uvicorn.error": {"level": python_level},
+            "uvicorn.error": {"level": python_level, "filters": ["client_bytes"]},
             "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
         },
         # Anything else (warnings, libraries) as JSON too.
