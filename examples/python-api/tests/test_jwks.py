@@ -125,3 +125,23 @@ def test_odd_keys_are_skipped_not_fatal(jwks_server: JwksServer, ed_key: Signing
     client.refresh()
     assert client.key_count == 1
     assert client.get_signing_key("ed-1").key_id == "ed-1"
+
+
+def test_concurrent_unknown_kids_share_one_fetch(jwks_server: JwksServer) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    client = JwksClient(jwks_server.url, timeout=2, refresh_interval=300, cooldown=30)
+    client.refresh()
+    fetches = jwks_server.fetches
+
+    def lookup(i: int) -> str:
+        try:
+            client.get_signing_key(f"junk-{i}")
+        except KidUnknownError:
+            return "kid_unknown"
+        return "found"
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        results = list(pool.map(lookup, range(64)))
+    assert results == ["kid_unknown"] * 64
+    assert jwks_server.fetches == fetches + 1, "one fetch for 64 concurrent unknown kids"
