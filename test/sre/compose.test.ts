@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { parse } from 'yaml'
 import { alertRules, REPO_ROOT } from './assets.ts'
 import { findPromtool, promtool, PROMTOOL_MISSING } from './promtool.ts'
+import { RUNTIME_PACKAGES } from '../examples/python-api.ts'
 
 type Service = {
   image?: string
@@ -47,7 +48,7 @@ function assertExists(t: Pick<typeof tap, 'ok'>, path: string, what: string) {
 t.test('docker compose config -q', async (t) => {
   const version = spawnSync('docker', ['compose', 'version'], { encoding: 'utf8' })
   if (version.status !== 0) return t.pass('skipped: no `docker compose` plugin here; the structural checks below still run')
-  for (const profile of [[], ['--profile', 'secret-mismatch']]) {
+  for (const profile of [[], ['--profile', 'secret-mismatch'], ['--profile', 'python-api']]) {
     const r = spawnSync('docker', ['compose', ...profile, 'config', '-q'], { cwd: REPO_ROOT, encoding: 'utf8' })
     t.equal(r.status, 0, `docker compose ${profile.join(' ')} config -q: ${r.stderr}`)
   }
@@ -59,15 +60,16 @@ t.test('services', async (t) => {
     Object.keys(services).sort(),
     [
       'alertmanager', 'demo-api', 'gateway-a', 'gateway-b', 'gateway-c', 'grafana', 'lb', 'otel-collector',
-      'postgres', 'prometheus', 'tempo', 'tempo-init', 'traffic',
+      'postgres', 'prometheus', 'python-api', 'tempo', 'tempo-init', 'traffic',
     ].sort(),
   )
   for (const [name, s] of Object.entries(services)) {
     t.ok(s.image, `${name} names its image`)
     t.match(s.image ?? '', /^[^:]+:[^:]+$/, `${name} image has a tag`)
     t.notMatch(s.image ?? '', /:latest$/, `${name} image is pinned`)
-    if (s.build !== undefined) t.equal(s.image, 'authgw:dev', `${name} builds the local image`)
+    if (s.build !== undefined) t.equal(s.image, name === 'python-api' ? 'authgw-python-api:dev' : 'authgw:dev', `${name} builds the local image`)
     if (name === 'gateway-c') t.same(s.profiles, ['secret-mismatch'], 'gateway-c only under the secret-mismatch profile')
+    else if (name === 'python-api') t.same(s.profiles, ['python-api'], 'python-api only under the python-api profile')
     else t.equal(s.profiles, undefined, `${name} runs by default`)
   }
 })
@@ -82,7 +84,8 @@ t.test('published ports', async (t) => {
 t.test('gateways', async (t) => {
   const expected = {
     BETTER_AUTH_URL: 'http://localhost:8080',
-    UPSTREAM_URL: 'http://demo-api:4000',
+    // The demo API unless AUTHGW_UPSTREAM_URL picks another (the python-api profile).
+    UPSTREAM_URL: '${AUTHGW_UPSTREAM_URL:-http://demo-api:4000}',
     PORT: '3000',
     METRICS_PORT: '9464',
     OTEL_EXPORTER_OTLP_ENDPOINT: 'http://otel-collector:4318',
@@ -116,6 +119,35 @@ t.test('demo API and traffic', async (t) => {
   t.equal(traffic.environment?.GATEWAY_URL, 'http://lb:8080')
   t.match(traffic.environment?.SCENARIO ?? '', /^\$\{SCENARIO:-normal\}$/, 'SCENARIO defaults to normal')
   assertExists(t, 'scripts/traffic.ts', 'traffic generator')
+})
+
+t.test('python API (profile python-api)', async (t) => {
+  const api = svc('python-api')
+  t.equal(api.build, './examples/python-api', 'built from its own Dockerfile')
+  const env = api.environment ?? {}
+  const publicUrl = svc('gateway-a').environment?.BETTER_AUTH_URL
+  t.equal(env.JWT_ISSUER, publicUrl, "JWT_ISSUER is the gateways' issuer (the origin of BETTER_AUTH_URL)")
+  t.equal(env.JWT_AUDIENCE, publicUrl, "JWT_AUDIENCE is the gateways' audience")
+  t.match(env.JWKS_URL ?? '', /^http:\/\/(lb:8080|gateway-a:3000)\/api\/auth\/jwks$/)
+  t.same(Object.keys(api.depends_on ?? {}).sort(), ['gateway-a', 'gateway-b', 'lb'], 'starts after the gateways: it fetches the JWKS at start-up')
+  const port = env.PORT
+  t.match(read('docker-compose.yml'), `AUTHGW_UPSTREAM_URL=http://python-api:${port} docker compose --profile python-api`, 'the header routes the gateways to its port')
+  t.match(JSON.stringify(api.healthcheck), `http://127.0.0.1:${port}/readyz`, 'health-checked on its readiness route')
+  // Only settings the service documents (its README's configuration table).
+  const documented = new Set([...read('examples/python-api/README.md').matchAll(/^\| `([A-Z_]+)` \|/gm)].map((m) => m[1]))
+  t.ok(documented.has('JWKS_URL'), 'the README has a configuration table')
+  for (const name of Object.keys(env)) t.ok(documented.has(name), `${name} is a documented setting`)
+
+  const dockerfile = read('examples/python-api/Dockerfile')
+  t.match(dockerfile, /^FROM debian:12\.\d+-slim$/m, 'pinned Debian bookworm base (the packages CI tests with)')
+  const install = /apt-get install [^\n]*/.exec(dockerfile)?.[0] ?? ''
+  for (const pkg of RUNTIME_PACKAGES) t.match(install, new RegExp(`\\b${pkg}\\b`), `installs ${pkg}`)
+  t.notMatch(dockerfile, /\bpip\b/, 'no PyPI')
+  t.match(dockerfile, /^USER \d+$/m, 'runs as a non-root user')
+  t.match(dockerfile, /^CMD \["python3", "-m", "upstream_api"\]$/m)
+  for (const m of dockerfile.matchAll(/^COPY (.+) \S+$/gm)) {
+    for (const source of (m[1] as string).split(/\s+/)) assertExists(t, `examples/python-api/${source}`, 'COPY source')
+  }
 })
 
 t.test('every bind mount exists in the repo', async (t) => {
