@@ -26,7 +26,7 @@ export const settings: readonly Setting[] = [
   { name: 'METRICS_HOST', default: 'same as `HOST`', description: 'Listen address of the metrics listener.' },
   { name: 'TRUSTED_ORIGINS', default: 'none (the `BETTER_AUTH_URL` origin is always trusted)', description: 'Comma-separated origins allowed for CORS with credentials and better-auth origin checks.' },
   { name: 'TRUST_PROXY', default: '`false`', description: 'Fastify `trustProxy`: `true`, a hop count, or comma-separated addresses/CIDRs whose `X-Forwarded-*` are believed.' },
-  { name: 'PUBLIC_PATHS', default: 'none', description: 'Comma-separated path prefixes under `/api/` proxied without authentication.' },
+  { name: 'PUBLIC_PATHS', default: 'none', description: 'Comma-separated path prefixes under `/api/` proxied without authentication, matched by whole segments: `/api/public` covers `/api/public` and `/api/public/…`, not `/api/public-admin`.' },
   { name: 'DB_POOL_MAX', default: '`10`', description: 'Maximum PostgreSQL connections in the pool.' },
   { name: 'DB_POOL_IDLE_TIMEOUT_MS', default: '`10000`', description: 'Idle time after which a pooled connection is closed.' },
   { name: 'DB_CONNECT_TIMEOUT_MS', default: '`2000`', description: 'Wait for a pooled connection (or a new one) before the lookup fails with 503 `store_unavailable`.' },

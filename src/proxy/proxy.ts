@@ -164,9 +164,12 @@ function splitPath(url: string): { path: string; decoded: string } | undefined {
 const DOT_SEGMENT = /(^|\/)\.\.?(\/|$)/
 
 /**
- * PUBLIC_PATHS match on the decoded path, and a path that could be read as
- * another one upstream (dot segments, encoded or back slashes) is never public:
- * `/api/public/../admin` must not skip authentication.
+ * PUBLIC_PATHS match whole segments, on the raw and the decoded path alike:
+ * `/api/public` covers `/api/public` and `/api/public/…`, never
+ * `/api/public-admin`; an entry ending in `/` covers only what is under it.
+ * A path that could be read as another one upstream (dot segments, encoded or
+ * back slashes) is never public: `/api/public/../admin` must not skip
+ * authentication.
  */
 export function isPublicPath(url: string, prefixes: readonly string[]): boolean {
   if (prefixes.length === 0) return false
@@ -174,7 +177,12 @@ export function isPublicPath(url: string, prefixes: readonly string[]): boolean 
   if (p === undefined) return false
   const { path, decoded } = p
   if (decoded.includes('\\') || decoded.includes('%') || DOT_SEGMENT.test(decoded) || /%2f|%5c/i.test(path)) return false
-  return prefixes.some((p) => path.startsWith(p) && decoded.startsWith(p))
+  return prefixes.some((prefix) => underPrefix(path, prefix) && underPrefix(decoded, prefix))
+}
+
+function underPrefix(path: string, prefix: string): boolean {
+  if (!path.startsWith(prefix)) return false
+  return prefix.endsWith('/') || path.length === prefix.length || path.charCodeAt(prefix.length) === 47 /* / */
 }
 
 export const proxy = fp(proxyPlugin, { name: 'authgw-proxy', fastify: '5.x' })
