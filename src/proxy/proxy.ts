@@ -44,6 +44,11 @@ export function classifyUpstreamError(error: unknown): { reason: FailureReason; 
     if (e instanceof AggregateError) for (const inner of e.errors) if (typeof inner?.code === 'string') codes.push(inner.code)
   }
   const has = (...c: string[]) => codes.some((x) => c.includes(x))
+  // undici's SocketError for a status line it will not take (an unsolicited
+  // 100 Continue, an upgrade nobody asked for): a bad response, not a reset.
+  if (error instanceof Error && (error as Error & { code?: string }).code === 'UND_ERR_SOCKET' && /^bad (response|upgrade)$/.test(error.message)) {
+    return { reason: UpstreamFailureReason.bad_response, status: 502 }
+  }
   // No connection at all, including UPSTREAM_CONNECT_TIMEOUT_MS running out
   // (reply-from labelled that one 504): the upstream was never asked.
   if (has('ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'ETIMEDOUT', 'FST_REPLY_FROM_SERVICE_UNAVAILABLE')) {
@@ -83,9 +88,13 @@ async function proxyPlugin(app: FastifyInstance, opts: ProxyOptions) {
       request.log.warn({ reason, err: { type: error.name, code: (error as { code?: string }).code } }, 'upstream failed')
       reply.code(status).send({ error: status === 504 ? 'gateway_timeout' : 'bad_gateway', reason, requestId: request.id })
     },
-    failedAfterResponse(_reply, error) {
-      // Headers are already on their way: the client sees a cut response.
-      metrics.upstreamFailure(classifyUpstreamError(error).reason, exemplarOf())
+    failedAfterResponse(reply, error) {
+      // Headers are already on their way: the client sees a cut response,
+      // and the access line (written on 'close') names the reason.
+      const { reason } = classifyUpstreamError(error)
+      metrics.upstreamFailure(reason, exemplarOf())
+      const request = reply.request
+      request.authgw.detail = { ...request.authgw.detail, upstreamFailure: reason }
     },
   }
   // The hop hijacks the reply: no onSend hook may matter on this route (the

@@ -110,6 +110,8 @@ class Exchange implements Dispatcher.DispatchHandler {
     // The headers the gateway set (x-request-id, CORS…), then the upstream's.
     const out = reply.getHeaders()
     copyEndToEndHeaders(headers, out)
+    // RFC 9110 §8.6: no Content-Length on a 204 (a client would wait for that many bytes).
+    if (statusCode === 204) delete out['content-length']
     try {
       res.writeHead(statusCode, out as Record<string, string | string[]>)
     } catch (err) {
@@ -121,6 +123,14 @@ class Exchange implements Dispatcher.DispatchHandler {
     // onSend hooks do not run from here on; onResponse hooks still do, on 'finish'.
     reply.hijack()
     hop.observer.responseStarted(reply, statusCode)
+    if (statusCode === 204 || statusCode === 304) {
+      // These have no content whatever their headers say, and the client has
+      // the whole answer now. undici fails one that carries a Content-Length
+      // (ResponseContentLengthMismatchError) after this point; that must not
+      // cut a complete answer.
+      this.done = true
+      res.end()
+    }
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
