@@ -16,6 +16,7 @@ import { TokenMinter } from './auth/minter.ts'
 import { AUTH_OTHER_ROUTE, authRouteLabel, mountAuth } from './auth/mount.ts'
 import { SessionValidator, cookieNamesFor } from './auth/session.ts'
 import type { ResolvedConfig } from './config/load.ts'
+import { Drain } from './health/drain.ts'
 import { health } from './health/health.ts'
 import { connectionsCheckingInterval, createClientErrorHandler, createConnectHandler, frameworkErrors } from './proxy/client-errors.ts'
 import { createHeaderPolicy } from './proxy/headers.ts'
@@ -121,6 +122,7 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
   const pseudo = pseudonymize(config.secret)
   const guard = createGuard({ metrics, sessions, jwtVerifier, minter, pseudonymize: pseudo })
 
+  const drain = new Drain()
   const app = Fastify({
     loggerInstance: logger,
     // The gateway writes exactly one access line per request itself (onResponse).
@@ -132,6 +134,8 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
     requestTimeout: config.limits.requestTimeoutMs,
     keepAliveTimeout: config.limits.keepAliveTimeoutMs,
     http: {
+      // Every response closes its connection once the shutdown drain started.
+      ServerResponse: drain.responseClass(),
       maxHeaderSize: config.limits.maxHeaderSize,
       headersTimeout: config.limits.headersTimeoutMs,
       connectionsCheckingInterval: connectionsCheckingInterval(config.limits),
@@ -153,7 +157,6 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
   const otelPlugin = getFastifyOtelPlugin()
   if (otelPlugin) await app.register(otelPlugin)
 
-  let draining = false
   app.decorateRequest('authgw', null as never)
   const access = accessLog(metrics)
   // Callback-style hooks: no promise per request on the hot path.
@@ -213,7 +216,7 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
   await app.register(health, {
     pool,
     jwks,
-    isDraining: () => draining,
+    isDraining: () => drain.draining,
     onDbError: () => metrics.dbError(DbOperation.health_check),
   })
   if (config.demoApp) await app.register(demoApp)
@@ -241,7 +244,7 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
     sessions,
     jwtVerifier,
     setDraining() {
-      draining = true
+      drain.start()
     },
   }
 }
