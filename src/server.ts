@@ -208,6 +208,7 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
     timeoutMs: config.upstream.timeoutMs,
     connectTimeoutMs: config.upstream.connectTimeoutMs,
     connections: config.upstream.connections,
+    keepAliveTimeoutMs: config.upstream.keepAliveTimeoutMs,
     bodyLimit: config.limits.proxyBodyBytes,
     guard,
     headerPolicy: createHeaderPolicy({ extraDenylist: config.identityHeadersDenylist, authCookieNames: cookieNames.all }),

@@ -44,6 +44,7 @@ export const settings: readonly Setting[] = [
   { name: 'UPSTREAM_TIMEOUT_MS', default: '`30000`', description: 'Upstream response-headers and body timeout; exceeded → 504 `timeout`.' },
   { name: 'UPSTREAM_CONNECT_TIMEOUT_MS', default: '`5000`', description: 'Upstream connect timeout; exceeded → 502 `connect_error`.' },
   { name: 'UPSTREAM_CONNECTIONS', default: '`128`', description: 'Keep-alive connections to the upstream.' },
+  { name: 'UPSTREAM_KEEP_ALIVE_TIMEOUT_MS', default: '`4000`', description: "Idle time after which the gateway closes a kept-alive upstream connection; keep it below the upstream's own idle timeout (Node's default is 5 s). An upstream's `Keep-Alive: timeout=N` is believed instead (less 2 s)." },
   { name: 'IDENTITY_HEADERS_DENYLIST', default: 'see "Header policy"', description: 'Extra comma-separated header names or `prefix*` patterns stripped from client requests before proxying.' },
   { name: 'AUTH_BODY_LIMIT_BYTES', default: '`65536`', description: 'Largest request body accepted on `/api/auth/*` (larger → 413).' },
   { name: 'PROXY_BODY_LIMIT_BYTES', default: '`10485760`', description: 'Largest request body proxied upstream (larger → 413).' },

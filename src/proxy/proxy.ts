@@ -21,6 +21,7 @@ export type ProxyOptions = {
   timeoutMs: number
   connectTimeoutMs: number
   connections: number
+  keepAliveTimeoutMs: number
   bodyLimit: number
   guard: Guard
   headerPolicy: HeaderPolicy
@@ -87,6 +88,12 @@ async function proxyPlugin(app: FastifyInstance, opts: ProxyOptions) {
       request.authgw.detail = { ...request.authgw.detail, upstreamFailure: reason }
       request.log.warn({ reason, err: { type: error.name, code: (error as { code?: string }).code } }, 'upstream failed')
       reply.code(status).send({ error: status === 504 ? 'gateway_timeout' : 'bad_gateway', reason, requestId: request.id })
+    },
+    retried(reply, reason, error) {
+      metrics.upstreamRetry(reason)
+      const request = reply.request
+      request.authgw.detail = { ...request.authgw.detail, upstreamRetry: reason }
+      request.log.info({ reason, err: { type: error.name, code: (error as { code?: string }).code } }, 'upstream retried')
     },
     failedAfterResponse(reply, error) {
       // Headers are already on their way: the client sees a cut response,
