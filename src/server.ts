@@ -166,7 +166,7 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
     access.watch(reply)
     const problem = requestLineProblem(request)
     if (problem === undefined) return done()
-    if (request.url === '*' && request.method === 'OPTIONS') {
+    if (problem === 'request_target' && request.url === '*' && request.method === 'OPTIONS') {
       // RFC 9110 §9.3.7: OPTIONS * asks about the server, not a resource.
       reply.code(204).header('allow', ALLOWED_METHODS).send()
       return

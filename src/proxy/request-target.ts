@@ -14,10 +14,10 @@ import type { FastifyRequest } from 'fastify'
  * mistake: see forwardedHost.)
  */
 export function requestLineProblem(request: FastifyRequest): 'request_target' | 'host' | undefined {
-  if (!isOriginForm(request.url)) return 'request_target'
   const host = request.headers.host
   if (host !== undefined && !isValidHost(host)) return 'host'
   if (hostFieldCount(request.raw.rawHeaders) > 1) return 'host'
+  if (!isOriginForm(request.url)) return 'request_target'
   return undefined
 }
 
@@ -44,8 +44,10 @@ export function isOriginForm(url: string): boolean {
   return url.charCodeAt(0) === 47 /* / */
 }
 
-// RFC 3986 reg-name: unreserved, pct-encoded, sub-delims. IPv4 addresses match it too.
-const REG_NAME = /^(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})*$/
+// RFC 3986 reg-name: unreserved, pct-encoded, sub-delims, except the comma:
+// Host is a singleton field, and `a,b` is what two Host fields look like once
+// an intermediary has combined them (RFC 9110 §5.3). IPv4 addresses match too.
+const REG_NAME = /^(?:[A-Za-z0-9\-._~!$&'()*+;=]|%[0-9A-Fa-f]{2})*$/
 const PORT = /^\d{0,5}$/
 
 /**

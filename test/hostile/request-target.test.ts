@@ -49,7 +49,7 @@ const signIns = async (gw: TestGateway) => {
 const audits = (gw: TestGateway) => gw.logs.records().filter((r) => r.msg === 'audit' && r.event === 'sign_in').length
 
 // Host values a client can send that are not `uri-host [ ":" port ]` (RFC 9110 §7.2).
-const BAD_HOSTS = ['a b', '[::1', 'x:99999', '[::1]:99999', 'gw/api/auth/sign-in/email?', 'a@b', 'h:1:2', '[zz]', 'x:8o', '\u00e9.example', 'a\\b', 'ex%zzample']
+const BAD_HOSTS = ['a b', 'a,b', '[::1', 'x:99999', '[::1]:99999', 'gw/api/auth/sign-in/email?', 'a@b', 'h:1:2', '[zz]', 'x:8o', '\u00e9.example', 'a\\b', 'ex%zzample']
 // Odd but valid: served as usual.
 const GOOD_HOSTS = ['[::1]', '[::1]:8080', '127.0.0.1:65535', 'localhost:', 'EXAMPLE.com', 'my_host', '']
 
