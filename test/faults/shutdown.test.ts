@@ -144,11 +144,11 @@ t.test('SIGTERM: readiness fails first, no new connections, the in-flight call c
   t.equal(keepAlive.headers.connection, 'close', 'but a keep-alive client is told to reconnect elsewhere')
   t.ok(keepAlive.closed, 'and its connection is closed')
   // Proxied answers are written by the upstream hop, past Fastify's onSend: they close too.
-  const proxied = await rawRequest(child.port, [`GET /api/items HTTP/1.1\r\nHost: a\r\nCookie: ${c.cookieHeader}\r\n\r\n`], { waitMs: 3000 })
+  const proxied = await rawRequest(child.port, [`GET /api/items HTTP/1.1\r\nHost: a\r\nCookie: ${c.cookieHeader}\r\n\r\n`], { waitMs: 15_000 })
   t.equal(proxied.status, 200, 'a proxied request is still served while draining')
   t.equal(proxied.headers.connection, 'close', 'with Connection: close')
   t.ok(proxied.closed, 'and its connection is closed')
-  const denied = await rawRequest(child.port, ['GET /api/items HTTP/1.1\r\nHost: a\r\n\r\n'], { waitMs: 3000 })
+  const denied = await rawRequest(child.port, ['GET /api/items HTTP/1.1\r\nHost: a\r\n\r\n'], { waitMs: 15_000 })
   t.equal(denied.status, 401)
   t.equal(denied.headers.connection, 'close', 'a denial closes too')
 

@@ -82,7 +82,10 @@ async function setup(t: Test) {
   return { upstream, gw, cookie: c.cookieHeader, port: Number(new URL(gw.url).port) }
 }
 
-const req = (method: string, path: string, cookie: string) => `${method} ${path} HTTP/1.1\r\nHost: a\r\nCookie: ${cookie}\r\n\r\n`
+const req = (method: string, path: string, cookie: string, close = false) =>
+  `${method} ${path} HTTP/1.1\r\nHost: a\r\nCookie: ${cookie}\r\n${close ? 'Connection: close\r\n' : ''}\r\n`
+// With Connection: close on the last request, the server's close ends the read; the wait only bounds a hang.
+const UNTIL_CLOSED = { waitMs: 30_000 }
 
 /** The answers on one connection, split by their own framing (the next one starts with a status line). */
 function answers(text: string): string[] {
@@ -106,7 +109,7 @@ t.test('well-formed upstream answers reach the client whole, and the connection 
   for (const k of cases) {
     // The answer under test, then a plain request on the same connection: a
     // cut connection or a wrongly framed answer would lose or corrupt the second.
-    const r = await rawRequest(port, [req(k.method, k.path, cookie), req('GET', '/api/ok', cookie)], { gapMs: 300, waitMs: 500 })
+    const r = await rawRequest(port, [req(k.method, k.path, cookie), req('GET', '/api/ok', cookie, true)], { gapMs: 100, ...UNTIL_CLOSED })
     const [first, second] = answers(r.text)
     const a = parseRawResponse(first ?? '')
     t.equal(a.status, k.status, `${k.method} ${k.path}: ${JSON.stringify(r.text.slice(0, 200))}`)
@@ -118,7 +121,7 @@ t.test('well-formed upstream answers reach the client whole, and the connection 
     t.equal(lines[0]?.status, k.status)
   }
 
-  const closeDelimited = await rawRequest(port, [req('GET', '/api/close-delimited', cookie)], { waitMs: 500 })
+  const closeDelimited = await rawRequest(port, [req('GET', '/api/close-delimited', cookie, true)], UNTIL_CLOSED)
   t.equal(closeDelimited.status, 200)
   t.match(closeDelimited.body, /until the end/, 'a close-delimited body arrives whole')
   t.same(gw.logs.records().filter((r) => (r.level ?? 0) >= 50).map((r) => r.msg), [], 'no error-level line')
@@ -128,7 +131,7 @@ t.test('malformed upstream answers are a 502 bad_response with an access line, n
   const { gw, cookie, port } = await setup(t)
   for (const path of ['/api/te-cl', '/api/100']) {
     const before = await scrape(gw)
-    const r = await rawRequest(port, [req('GET', path, cookie)], { waitMs: 1000 })
+    const r = await rawRequest(port, [req('GET', path, cookie, true)], UNTIL_CLOSED)
     t.equal(r.status, 502, `${path}: ${JSON.stringify(r.text.slice(0, 200))}`)
     t.match(JSON.parse(r.body), { error: 'bad_gateway', reason: 'bad_response' })
     const after = await scrape(gw)
@@ -171,7 +174,7 @@ t.test('a response that never completes still leaves its access line', async (t)
   })
 
   t.test('the upstream fails mid-body and the gateway cuts the answer: the line says so', async (t) => {
-    const r = await rawRequest(port, [req('GET', '/api/reset-mid', cookie)], { waitMs: 2000 })
+    const r = await rawRequest(port, [req('GET', '/api/reset-mid', cookie)], UNTIL_CLOSED)
     t.equal(r.status, 200, 'the status line was already out')
     const [line] = await eventually(async () => (linesFor(gw, '/api/reset-mid').length > 0 ? linesFor(gw, '/api/reset-mid') : undefined), { limitMs: 10_000, what: 'access line' })
     t.match(line, { status: 200, outcome: 'error', upstreamFailure: 'reset' })

@@ -76,8 +76,9 @@ t.test('UPSTREAM_KEEP_ALIVE_TIMEOUT_MS: an idle connection is closed by the gate
   const upstream = await nodeUpstream(t, { keepAliveTimeout: 0 })
   const gw = await startTestGateway(t, { upstreamUrl: upstream.url, env: { UPSTREAM_KEEP_ALIVE_TIMEOUT_MS: '300', UPSTREAM_CONNECTIONS: '1' } })
   const c = await signedIn(t, gw)
-  t.equal((await c.get('/api/a')).status, 200)
-  t.equal((await c.get('/api/b')).status, 200)
+  // Two at once on one connection: the second waits for the first, so there is no idle time between them.
+  const both = await Promise.all([c.get('/api/a'), c.get('/api/b')])
+  t.same(both.map((r) => r.status), [200, 200])
   t.equal(upstream.seen.at(-1)?.socket, upstream.seen.at(-2)?.socket, 'back to back: the connection is reused')
   const used = upstream.seen.at(-1)!.socket
   await eventually(async () => (upstream.closedByPeer.includes(used) ? true : undefined), { limitMs: 10_000, what: 'the gateway closed the idle connection' })
@@ -87,8 +88,8 @@ t.test('UPSTREAM_KEEP_ALIVE_TIMEOUT_MS: an idle connection is closed by the gate
 })
 
 t.test("the upstream's Keep-Alive: timeout= hint wins over a longer setting", async (t) => {
-  // Node answers with `Keep-Alive: timeout=3`; undici keeps such a connection 3 s − 2 s = 1 s.
-  const upstream = await nodeUpstream(t, { keepAliveTimeout: 3000 })
+  // Node answers with `Keep-Alive: timeout=5` (and closes a second later); undici keeps such a connection 5 s − 2 s = 3 s.
+  const upstream = await nodeUpstream(t, { keepAliveTimeout: 5000 })
   const gw = await startTestGateway(t, { upstreamUrl: upstream.url, env: { UPSTREAM_KEEP_ALIVE_TIMEOUT_MS: '60000', UPSTREAM_CONNECTIONS: '1' } })
   const c = await signedIn(t, gw)
   t.equal((await c.get('/api/a')).status, 200)
@@ -100,7 +101,8 @@ t.test("the upstream's Keep-Alive: timeout= hint wins over a longer setting", as
 t.test('a kept-alive connection the upstream closed under an idempotent request: sent once more, counted', async (t) => {
   // The second request on every connection finds it closed (FIN), before any answer byte.
   const upstream = await nodeUpstream(t, { keepAliveTimeout: 0, drop: (s) => (s.nth === 2 ? (s.method === 'DELETE' ? 'rst' : 'fin') : undefined) })
-  const gw = await startTestGateway(t, { upstreamUrl: upstream.url, env: { UPSTREAM_CONNECTIONS: '1' } })
+  // A long idle timeout: the kept-alive connection must still be there for the next request, however slow the machine.
+  const gw = await startTestGateway(t, { upstreamUrl: upstream.url, env: { UPSTREAM_CONNECTIONS: '1', UPSTREAM_KEEP_ALIVE_TIMEOUT_MS: '60000' } })
   const c = await signedIn(t, gw)
 
   for (const [method, body] of [
@@ -144,7 +146,8 @@ t.test('retried at most once; a reset on a new connection, or after the answer b
     keepAliveTimeout: 0,
     drop: (s) => (s.url === '/api/warm' ? undefined : mode === 'all' || (mode === 'first' && s.nth === 1) ? 'rst' : undefined),
   })
-  const gw = await startTestGateway(t, { upstreamUrl: upstream.url, env: { UPSTREAM_CONNECTIONS: '1' } })
+  // A long idle timeout: the kept-alive connection must still be there for the next request, however slow the machine.
+  const gw = await startTestGateway(t, { upstreamUrl: upstream.url, env: { UPSTREAM_CONNECTIONS: '1', UPSTREAM_KEEP_ALIVE_TIMEOUT_MS: '60000' } })
   const c = await signedIn(t, gw)
 
   t.test('reset on a new connection: no retry', async (t) => {
@@ -198,7 +201,7 @@ t.test('a reset after the answer began on a reused connection is not retried: th
     })
   })
   const port = await listenForTest(t, server, sockets)
-  const gw = await startTestGateway(t, { upstreamUrl: `http://127.0.0.1:${port}`, env: { UPSTREAM_CONNECTIONS: '1' } })
+  const gw = await startTestGateway(t, { upstreamUrl: `http://127.0.0.1:${port}`, env: { UPSTREAM_CONNECTIONS: '1', UPSTREAM_KEEP_ALIVE_TIMEOUT_MS: '60000' } })
   const c = await signedIn(t, gw)
   t.equal((await c.get('/api/warm')).status, 200)
   const before = await scrape(gw)

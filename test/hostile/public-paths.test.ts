@@ -9,7 +9,7 @@ t.test('PUBLIC_PATHS: whole segments only, and no spelling escapes the prefix', 
   const upstream = await recordingUpstream(t)
   const gw = await startTestGateway(t, { upstreamUrl: upstream.url, env: { PUBLIC_PATHS: '/api/public,/api/docs/' } })
   const port = Number(new URL(gw.url).port)
-  const status = async (path: string) => (await rawRequest(port, [`GET ${path} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n`])).status
+  const status = async (path: string) => (await rawRequest(port, [`GET ${path} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n`], { waitMs: 30_000 })).status
 
   const open = ['/api/public', '/api/public/', '/api/public/ping', '/api/public/a/b?x=1', '/api/public?x=1', '/api/docs/', '/api/docs/index.html']
   for (const path of open) t.equal(await status(path), 200, `${path} is public`)

@@ -22,7 +22,8 @@ function send(gw: TestGateway, w: Wire): Promise<RawResult> {
   for (const [k, v] of Object.entries(w.headers ?? {})) head += `${k}: ${v}\r\n`
   if (w.body !== undefined) head += `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(w.body, 'latin1')}\r\n`
   head += 'Connection: close\r\n\r\n'
-  return rawRequest(port, [Buffer.from(head + (w.body ?? ''), 'latin1')])
+  // Connection: close: the server's close ends the read; the wait only bounds a hang.
+  return rawRequest(port, [Buffer.from(head + (w.body ?? ''), 'latin1')], { waitMs: 30_000 })
 }
 
 const json = (r: RawResult): Record<string, unknown> | undefined => {
