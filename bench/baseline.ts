@@ -18,7 +18,7 @@ if (!upstream) throw new Error('UPSTREAM_URL is required')
 const app = Fastify({ logger: false })
 app.get('/readyz', async () => ({ ready: true }))
 if (process.env.BENCH_BASELINE_HOP === 'undici') {
-  const pool = createUpstreamPool(new URL(upstream).origin, { connections: 128, timeoutMs: 30_000, connectTimeoutMs: 10_000 })
+  const pool = createUpstreamPool(new URL(upstream).origin, { connections: 128, timeoutMs: 30_000, connectTimeoutMs: 10_000, keepAliveTimeoutMs: 60_000 })
   app.addHook('onClose', () => pool.close())
   const hop: Hop = {
     pool,
@@ -28,6 +28,7 @@ if (process.env.BENCH_BASELINE_HOP === 'undici') {
         reply.code(502).send()
       },
       failedAfterResponse() {},
+      retried() {},
     },
   }
   const host = new URL(upstream).host

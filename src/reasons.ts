@@ -90,6 +90,18 @@ export const UpstreamFailureReason = {
 } as const
 export type UpstreamFailureReason = (typeof UpstreamFailureReason)[keyof typeof UpstreamFailureReason]
 
+/** Why an upstream request was sent a second time (`authgw_upstream_retries_total{reason}`). */
+export const UpstreamRetryReason = {
+  /** A kept-alive connection the upstream had closed: reset before any response byte. */
+  reset_reused_socket: 'reset_reused_socket',
+} as const
+export type UpstreamRetryReason = (typeof UpstreamRetryReason)[keyof typeof UpstreamRetryReason]
+
+/** Access-line `outcome` of a request whose client left before the answer was complete (status 499). */
+export const RequestOutcome = {
+  client_closed: 'client_closed',
+} as const
+
 export const TokenKind = { jwt: 'jwt', session: 'session' } as const
 export type TokenKind = (typeof TokenKind)[keyof typeof TokenKind]
 

@@ -3,7 +3,7 @@
 // several independent gateways in one process.
 import { randomUUID } from 'node:crypto'
 import Fastify, { LogController } from 'fastify'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Pool } from 'pg'
 import type { Logger } from 'pino'
 import type { Registry } from 'prom-client'
@@ -16,11 +16,13 @@ import { TokenMinter } from './auth/minter.ts'
 import { AUTH_OTHER_ROUTE, authRouteLabel, mountAuth } from './auth/mount.ts'
 import { SessionValidator, cookieNamesFor } from './auth/session.ts'
 import type { ResolvedConfig } from './config/load.ts'
+import { Drain } from './health/drain.ts'
 import { health } from './health/health.ts'
-import { connectionsCheckingInterval, createClientErrorHandler, frameworkErrors } from './proxy/client-errors.ts'
+import { connectionsCheckingInterval, createClientErrorHandler, createConnectHandler, frameworkErrors } from './proxy/client-errors.ts'
 import { createHeaderPolicy } from './proxy/headers.ts'
+import { requestLineProblem } from './proxy/request-target.ts'
 import { proxy } from './proxy/proxy.ts'
-import { DbOperation, RequestErrorReason } from './reasons.ts'
+import { DbOperation, Outcome, RequestErrorReason, RequestOutcome } from './reasons.ts'
 import { Attr, SpanName } from './telemetry/attributes.ts'
 import { pseudonymize, secretFingerprint } from './telemetry/fingerprint.ts'
 import { safePath } from './telemetry/logging.ts'
@@ -120,6 +122,7 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
   const pseudo = pseudonymize(config.secret)
   const guard = createGuard({ metrics, sessions, jwtVerifier, minter, pseudonymize: pseudo })
 
+  const drain = new Drain()
   const app = Fastify({
     loggerInstance: logger,
     // The gateway writes exactly one access line per request itself (onResponse).
@@ -131,6 +134,8 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
     requestTimeout: config.limits.requestTimeoutMs,
     keepAliveTimeout: config.limits.keepAliveTimeoutMs,
     http: {
+      // Every response closes its connection once the shutdown drain started.
+      ServerResponse: drain.responseClass(),
       maxHeaderSize: config.limits.maxHeaderSize,
       headersTimeout: config.limits.headersTimeoutMs,
       connectionsCheckingInterval: connectionsCheckingInterval(config.limits),
@@ -145,46 +150,35 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
     forceCloseConnections: 'idle',
   }) as unknown as FastifyInstance
 
+  app.server.on('connect', createConnectHandler(logger))
+
   // Tracing: the request span (@fastify/otel) when the SDK runs, registered
   // before every other hook and route so it wraps them all.
   const otelPlugin = getFastifyOtelPlugin()
   if (otelPlugin) await app.register(otelPlugin)
 
-  let draining = false
   app.decorateRequest('authgw', null as never)
+  const access = accessLog(metrics)
   // Callback-style hooks: no promise per request on the hot path.
   app.addHook('onRequest', (request, reply, done) => {
     request.authgw = {}
     reply.header('x-request-id', request.id)
-    done()
+    access.watch(reply)
+    const problem = requestLineProblem(request)
+    if (problem === undefined) return done()
+    if (problem === 'request_target' && request.url === '*' && request.method === 'OPTIONS') {
+      // RFC 9110 §9.3.7: OPTIONS * asks about the server, not a resource.
+      reply.code(204).header('allow', ALLOWED_METHODS).send()
+      return
+    }
+    const reason = RequestErrorReason.bad_request
+    request.authgw.reason = reason
+    request.authgw.detail = { refused: problem }
+    reply.code(400).send({ error: reason, reason, requestId: request.id })
   })
 
   app.addHook('onResponse', (request, reply, done) => {
-    const route = routeLabel(request.routeOptions.url, request.url)
-    const status = reply.statusCode
-    const seconds = reply.elapsedTime / 1000
-    // Captured when the request span started: its context is gone by now.
-    const ids = request.traceIds
-    metrics.observeRequest(request.method, route, status, seconds, ids ? { trace_id: ids.trace_id } : undefined)
-    const a = request.authgw
-    // reqId comes from the request's child logger.
-    const line = {
-      method: request.method,
-      route,
-      path: safePath(request.url).slice(0, 256),
-      status,
-      duration_ms: Math.round(reply.elapsedTime * 1000) / 1000,
-      mechanism: a.mechanism,
-      outcome: a.outcome,
-      reason: a.reason,
-      source: a.source,
-      user: a.userId,
-      trace_id: ids?.trace_id,
-      span_id: ids?.span_id,
-      ...a.detail,
-    }
-    if (status >= 500) request.log.error(line, 'request')
-    else request.log.info(line, 'request')
+    access.write(request, reply)
     done()
   })
 
@@ -207,13 +201,14 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
   })
 
   await app.register(cors, { baseUrl: config.baseUrl, trustedOrigins: config.trustedOrigins })
-  await app.register(mountAuth, { auth, metrics, sessions, pool, bodyLimit: config.limits.authBodyBytes })
+  await app.register(mountAuth, { auth, metrics, sessions, pool, bodyLimit: config.limits.authBodyBytes, origin: new URL(config.baseUrl).origin })
   await app.register(proxy, {
     upstreamUrl: config.upstreamUrl,
     publicPaths: config.publicPaths,
     timeoutMs: config.upstream.timeoutMs,
     connectTimeoutMs: config.upstream.connectTimeoutMs,
     connections: config.upstream.connections,
+    keepAliveTimeoutMs: config.upstream.keepAliveTimeoutMs,
     bodyLimit: config.limits.proxyBodyBytes,
     guard,
     headerPolicy: createHeaderPolicy({ extraDenylist: config.identityHeadersDenylist, authCookieNames: cookieNames.all }),
@@ -222,7 +217,7 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
   await app.register(health, {
     pool,
     jwks,
-    isDraining: () => draining,
+    isDraining: () => drain.draining,
     onDbError: () => metrics.dbError(DbOperation.health_check),
   })
   if (config.demoApp) await app.register(demoApp)
@@ -250,10 +245,73 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
     sessions,
     jwtVerifier,
     setDraining() {
-      draining = true
+      drain.start()
     },
   }
 }
+
+const ALLOWED_METHODS = 'GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS'
+
+const kReply = Symbol('authgw.reply')
+const kLogged = Symbol('authgw.accessLogged')
+type WatchedResponse = FastifyReply['raw'] & { [kReply]?: FastifyReply; [kLogged]?: boolean }
+
+/**
+ * One access line and one request-histogram observation per request. Fastify
+ * runs onResponse only when the response finished; a response that never
+ * finishes (the client left: 499 `client_closed`; the gateway cut it after an
+ * upstream failure mid-body) is written from the response's 'close' event.
+ */
+function accessLog(metrics: Metrics) {
+  const write = (request: FastifyRequest, reply: FastifyReply, closed?: 'client' | 'gateway') => {
+    const res = reply.raw as WatchedResponse
+    if (res[kLogged]) return
+    res[kLogged] = true
+    const route = routeLabel(request.routeOptions.url, request.url)
+    const status = closed === 'client' ? CLIENT_CLOSED_STATUS : reply.statusCode
+    const seconds = reply.elapsedTime / 1000
+    // Captured when the request span started: its context is gone by now.
+    const ids = request.traceIds
+    metrics.observeRequest(request.method, route, status, seconds, ids ? { trace_id: ids.trace_id } : undefined)
+    const a = request.authgw
+    // reqId comes from the request's child logger.
+    const line = {
+      method: request.method,
+      route,
+      path: safePath(request.url).slice(0, 256),
+      status,
+      duration_ms: Math.round(reply.elapsedTime * 1000) / 1000,
+      mechanism: a.mechanism,
+      outcome: closed === 'client' ? RequestOutcome.client_closed : closed === 'gateway' ? Outcome.error : a.outcome,
+      reason: a.reason,
+      source: a.source,
+      user: a.userId,
+      trace_id: ids?.trace_id,
+      span_id: ids?.span_id,
+      ...a.detail,
+    }
+    if (status >= 500 || closed === 'gateway') request.log.error(line, 'request')
+    else request.log.info(line, 'request')
+  }
+  function onClose(this: WatchedResponse) {
+    const reply = this[kReply]
+    if (reply === undefined || this[kLogged] || this.writableFinished) return
+    // The hop records an upstream failure before it cuts a started response.
+    const cutByGateway = reply.request.authgw.detail?.upstreamFailure !== undefined && this.headersSent
+    write(reply.request, reply, cutByGateway ? 'gateway' : 'client')
+  }
+  return {
+    write,
+    watch(reply: FastifyReply) {
+      const res = reply.raw as WatchedResponse
+      res[kReply] = reply
+      res.on('close', onClose)
+    },
+  }
+}
+
+/** nginx's status for a request whose client closed the connection before the answer was complete. */
+const CLIENT_CLOSED_STATUS = 499
 
 const KNOWN_ROUTES = new Set(['/healthz', '/readyz', '/api/*'])
 

@@ -25,6 +25,7 @@ import type { SignInReason as SignInReasonT } from '../reasons.ts'
 import { Attr } from '../telemetry/attributes.ts'
 import type { Metrics } from '../telemetry/metrics.ts'
 import { activeSpan } from '../telemetry/tracing.ts'
+import { canonicalPath } from '../proxy/request-target.ts'
 import type { Auth } from './better-auth.ts'
 import { AUTH_BASE_PATH, CLIENT_IP_HEADER } from './better-auth.ts'
 import { exemplarOf, recordUnauthorized, unavailable } from './decision.ts'
@@ -58,14 +59,33 @@ export const AUTH_ROUTES = [
 const AUTH_ROUTE_SET = new Set<string>(AUTH_ROUTES)
 export const AUTH_OTHER_ROUTE = `${AUTH_BASE_PATH}/other`
 
-/** Bounded route label for a better-auth URL. */
+/**
+ * Bounded route label for a better-auth URL, from the same canonical path
+ * better-auth routes on; a target that is not canonical is never forwarded
+ * (400) and labels as `/api/auth/other`.
+ */
 export function authRouteLabel(url: string): string {
-  const q = url.indexOf('?')
-  const path = (q === -1 ? url : url.slice(0, q)).slice(AUTH_BASE_PATH.length)
-  return AUTH_ROUTE_SET.has(path) ? AUTH_BASE_PATH + path : AUTH_OTHER_ROUTE
+  const path = authPath(url)
+  if (path === undefined) return AUTH_OTHER_ROUTE
+  const endpoint = path.slice(AUTH_BASE_PATH.length)
+  return AUTH_ROUTE_SET.has(endpoint) ? path : AUTH_OTHER_ROUTE
 }
 
-export type MountOptions = { auth: Auth; metrics: Metrics; sessions: SessionValidator; pool: Pool; bodyLimit: number }
+/** The path better-auth will act on, or undefined when the target must be refused. */
+function authPath(url: string): string | undefined {
+  const path = canonicalPath(url)
+  return path !== undefined && path.startsWith(`${AUTH_BASE_PATH}/`) ? path : undefined
+}
+
+export type MountOptions = {
+  auth: Auth
+  metrics: Metrics
+  sessions: SessionValidator
+  pool: Pool
+  bodyLimit: number
+  /** Origin of BETTER_AUTH_URL: better-auth's request URL never comes from the client's Host. */
+  origin: string
+}
 
 const SKIP_RESPONSE_HEADERS = new Set(['set-cookie', 'content-length', 'transfer-encoding', 'connection', 'keep-alive'])
 
@@ -113,7 +133,7 @@ async function mountPlugin(app: FastifyInstance, opts: MountOptions) {
     const method = request.method
     const body = method === 'GET' || method === 'HEAD' ? undefined : (request.body as Buffer | undefined)
     const res = await auth.handler(
-      new Request(`${request.protocol}://${request.host}${request.url}`, { method, headers, body: body && body.length > 0 ? (body as unknown as BodyInit) : undefined }),
+      new Request(`${opts.origin}${request.url}`, { method, headers, body: body && body.length > 0 ? (body as unknown as BodyInit) : undefined }),
     )
     reply.code(res.status)
     for (const [name, value] of res.headers) if (!SKIP_RESPONSE_HEADERS.has(name)) reply.header(name, value)
@@ -139,6 +159,12 @@ async function mountPlugin(app: FastifyInstance, opts: MountOptions) {
       const route = authRouteLabel(request.url)
       request.authgw.authEndpoint = route
       activeSpan()?.setAttribute(Attr.authEndpoint, route)
+      // `/api/auth/./sign-in/email` and its kin: better-auth would act on one
+      // path while this gateway labels, counts and audits another.
+      if (authPath(request.url) === undefined) {
+        request.authgw.reason = RequestErrorReason.bad_request
+        return reply.code(400).send({ error: RequestErrorReason.bad_request, reason: RequestErrorReason.bad_request, requestId: request.id })
+      }
 
       // /token and /get-session: better-auth turns a store failure into a 401
       // or a 500; check the session first so an outage is a 503 with its reason.

@@ -31,7 +31,7 @@ export type Config = {
     rotationIntervalSeconds: number
     gracePeriodSeconds: number
   }
-  upstream: { timeoutMs: number; connectTimeoutMs: number; connections: number }
+  upstream: { timeoutMs: number; connectTimeoutMs: number; connections: number; keepAliveTimeoutMs: number }
   identityHeadersDenylist: string[]
   limits: {
     authBodyBytes: number
@@ -207,6 +207,7 @@ export function loadConfig(env: Env): Readonly<Config> {
       timeoutMs: int('UPSTREAM_TIMEOUT_MS', 30_000, 1),
       connectTimeoutMs: int('UPSTREAM_CONNECT_TIMEOUT_MS', 5_000, 1),
       connections: int('UPSTREAM_CONNECTIONS', 128, 1),
+      keepAliveTimeoutMs: int('UPSTREAM_KEEP_ALIVE_TIMEOUT_MS', 4_000, 1),
     },
     identityHeadersDenylist: list('IDENTITY_HEADERS_DENYLIST').map((h) => h.toLowerCase()),
     limits: {

@@ -23,13 +23,6 @@ const READY_DB_CACHE_MS = 1000
 async function healthPlugin(app: FastifyInstance, opts: HealthOptions) {
   app.get('/healthz', async () => ({ status: 'ok' }))
 
-  // While draining, every answer closes its connection: keep-alive clients
-  // reconnect (to another replica) before the listener closes, instead of
-  // sending their next request into a closing server.
-  app.addHook('onSend', async (_request, reply) => {
-    if (opts.isDraining()) reply.header('connection', 'close')
-  })
-
   // One ping at a time, its answer reused for READY_DB_CACHE_MS.
   let last: { at: number; result: Promise<'ok' | 'unreachable'> } | undefined
   const database = (): Promise<'ok' | 'unreachable'> => {

@@ -3,7 +3,9 @@
 // (400). Fastify's defaults send a body without a reason and, for a bad URL,
 // skip the gateway's hooks; these keep every 4xx in the same shape
 // `{ error, reason }` with a reason from RequestErrorReason.
+import type { IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
+import type { Duplex } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import { RequestErrorReason } from '../reasons.ts'
@@ -37,6 +39,21 @@ export function createClientErrorHandler(log: Logger): (err: Error & { code?: st
       )
     }
     socket.destroy()
+  }
+}
+
+/**
+ * Node's 'connect' listener. Without one, Node drops a CONNECT request's
+ * socket without a word; the gateway tunnels nothing, so it says so (400, the
+ * same shape as the other front-door answers) and closes the connection.
+ */
+export function createConnectHandler(log: Logger): (req: IncomingMessage, socket: Duplex) => void {
+  return function refuseConnect(_req, socket) {
+    const reason = RequestErrorReason.bad_request
+    log.debug({ event: 'client_error', status: 400, reason, code: 'CONNECT' }, 'client error')
+    const body = JSON.stringify({ error: reason, reason })
+    socket.on('error', () => undefined)
+    socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
   }
 }
 

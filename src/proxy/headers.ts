@@ -6,6 +6,7 @@ import { isIP } from 'node:net'
 import { CLIENT_IP_HEADER } from '../auth/better-auth.ts'
 import { parseCookieHeader } from '../auth/session.ts'
 import { injectTraceContext } from '../telemetry/tracing.ts'
+import { forwardedHost } from './request-target.ts'
 
 /** Identity headers no client may send through (exact names, or prefixes ending in `*`). */
 export const DEFAULT_IDENTITY_DENYLIST = [
@@ -164,7 +165,7 @@ export function createHeaderPolicy(opts: { extraDenylist: string[]; authCookieNa
       const ip = request.ip
       out['x-forwarded-for'] = isIP(ip) !== 0 ? ip : (request.socket.remoteAddress ?? '')
       out['x-forwarded-proto'] = request.protocol
-      out['x-forwarded-host'] = request.host
+      out['x-forwarded-host'] = forwardedHost(request)
       if (!hasRequestId) out['x-request-id'] = request.id
       if (!hasAuthorization && upstreamJwt !== undefined) out.authorization = `Bearer ${upstreamJwt}`
       // Tracing: the upstream continues this request's trace (no-op when off).

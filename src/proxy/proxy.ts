@@ -21,6 +21,7 @@ export type ProxyOptions = {
   timeoutMs: number
   connectTimeoutMs: number
   connections: number
+  keepAliveTimeoutMs: number
   bodyLimit: number
   guard: Guard
   headerPolicy: HeaderPolicy
@@ -44,6 +45,11 @@ export function classifyUpstreamError(error: unknown): { reason: FailureReason; 
     if (e instanceof AggregateError) for (const inner of e.errors) if (typeof inner?.code === 'string') codes.push(inner.code)
   }
   const has = (...c: string[]) => codes.some((x) => c.includes(x))
+  // undici's SocketError for a status line it will not take (an unsolicited
+  // 100 Continue, an upgrade nobody asked for): a bad response, not a reset.
+  if (error instanceof Error && (error as Error & { code?: string }).code === 'UND_ERR_SOCKET' && /^bad (response|upgrade)$/.test(error.message)) {
+    return { reason: UpstreamFailureReason.bad_response, status: 502 }
+  }
   // No connection at all, including UPSTREAM_CONNECT_TIMEOUT_MS running out
   // (reply-from labelled that one 504): the upstream was never asked.
   if (has('ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'ETIMEDOUT', 'FST_REPLY_FROM_SERVICE_UNAVAILABLE')) {
@@ -83,9 +89,19 @@ async function proxyPlugin(app: FastifyInstance, opts: ProxyOptions) {
       request.log.warn({ reason, err: { type: error.name, code: (error as { code?: string }).code } }, 'upstream failed')
       reply.code(status).send({ error: status === 504 ? 'gateway_timeout' : 'bad_gateway', reason, requestId: request.id })
     },
-    failedAfterResponse(_reply, error) {
-      // Headers are already on their way: the client sees a cut response.
-      metrics.upstreamFailure(classifyUpstreamError(error).reason, exemplarOf())
+    retried(reply, reason, error) {
+      metrics.upstreamRetry(reason)
+      const request = reply.request
+      request.authgw.detail = { ...request.authgw.detail, upstreamRetry: reason }
+      request.log.info({ reason, err: { type: error.name, code: (error as { code?: string }).code } }, 'upstream retried')
+    },
+    failedAfterResponse(reply, error) {
+      // Headers are already on their way: the client sees a cut response,
+      // and the access line (written on 'close') names the reason.
+      const { reason } = classifyUpstreamError(error)
+      metrics.upstreamFailure(reason, exemplarOf())
+      const request = reply.request
+      request.authgw.detail = { ...request.authgw.detail, upstreamFailure: reason }
     },
   }
   // The hop hijacks the reply: no onSend hook may matter on this route (the
@@ -164,9 +180,12 @@ function splitPath(url: string): { path: string; decoded: string } | undefined {
 const DOT_SEGMENT = /(^|\/)\.\.?(\/|$)/
 
 /**
- * PUBLIC_PATHS match on the decoded path, and a path that could be read as
- * another one upstream (dot segments, encoded or back slashes) is never public:
- * `/api/public/../admin` must not skip authentication.
+ * PUBLIC_PATHS match whole segments, on the raw and the decoded path alike:
+ * `/api/public` covers `/api/public` and `/api/public/…`, never
+ * `/api/public-admin`; an entry ending in `/` covers only what is under it.
+ * A path that could be read as another one upstream (dot segments, encoded or
+ * back slashes) is never public: `/api/public/../admin` must not skip
+ * authentication.
  */
 export function isPublicPath(url: string, prefixes: readonly string[]): boolean {
   if (prefixes.length === 0) return false
@@ -174,7 +193,12 @@ export function isPublicPath(url: string, prefixes: readonly string[]): boolean 
   if (p === undefined) return false
   const { path, decoded } = p
   if (decoded.includes('\\') || decoded.includes('%') || DOT_SEGMENT.test(decoded) || /%2f|%5c/i.test(path)) return false
-  return prefixes.some((p) => path.startsWith(p) && decoded.startsWith(p))
+  return prefixes.some((prefix) => underPrefix(path, prefix) && underPrefix(decoded, prefix))
+}
+
+function underPrefix(path: string, prefix: string): boolean {
+  if (!path.startsWith(prefix)) return false
+  return prefix.endsWith('/') || path.length === prefix.length || path.charCodeAt(prefix.length) === 47 /* / */
 }
 
 export const proxy = fp(proxyPlugin, { name: 'authgw-proxy', fastify: '5.x' })

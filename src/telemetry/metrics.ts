@@ -20,6 +20,7 @@ import {
   UnavailableReason,
   UpstreamFailureReason,
   UpstreamRejectReason,
+  UpstreamRetryReason,
   valuesOf,
 } from '../reasons.ts'
 import type { UnauthorizedReason, UnauthorizedSource } from '../reasons.ts'
@@ -48,6 +49,7 @@ export const MetricName = {
   sessionCache: 'authgw_session_cache_lookups_total',
   jwtCache: 'authgw_jwt_cache_lookups_total',
   sessionsRevoked: 'authgw_sessions_revoked_total',
+  upstreamRetries: 'authgw_upstream_retries_total',
 } as const
 
 /** Route label for anything that matched no known route template. */
@@ -220,6 +222,12 @@ export function createMetrics(registry: Registry, info: { config: ConfigInfoLabe
     help: 'Sessions ended through sign-out or revocation.',
     registers: [registry],
   })
+  const upstreamRetries = new Counter({
+    name: MetricName.upstreamRetries,
+    help: 'Upstream requests sent a second time, by reason (only idempotent requests whose kept-alive connection was reset before any response byte).',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  })
 
   // Every fixed combination exists at 0 from the first scrape, so rate() and
   // ratio rules work after a restart.
@@ -245,6 +253,7 @@ export function createMetrics(registry: Registry, info: { config: ConfigInfoLabe
   }
   for (const outcome of valuesOf(JwksRefreshOutcome)) jwksRefreshes.inc({ outcome }, 0)
   for (const reason of valuesOf(UpstreamFailureReason)) upstreamFailures.inc({ labels: { reason }, value: 0 })
+  for (const reason of valuesOf(UpstreamRetryReason)) upstreamRetries.inc({ reason }, 0)
   for (const state of ['total', 'idle', 'waiting']) dbPoolConnections.set({ state }, 0)
   for (const operation of valuesOf(DbOperation)) dbErrors.inc({ operation }, 0)
   for (const mechanism of [Mechanism.session, Mechanism.jwt]) {
@@ -347,6 +356,9 @@ export function createMetrics(registry: Registry, info: { config: ConfigInfoLabe
     },
     sessionRevoked() {
       sessionsRevoked.inc()
+    },
+    upstreamRetry(reason: UpstreamRetryReason) {
+      upstreamRetries.inc({ reason })
     },
   }
 }

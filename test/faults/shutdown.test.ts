@@ -81,6 +81,19 @@ function get(url: string, headers: Record<string, string>): Promise<{ status: nu
   })
 }
 
+/** The payload of a chunked body as read off the wire. */
+function dechunk(body: string): string {
+  let out = ''
+  let i = 0
+  for (;;) {
+    const eol = body.indexOf('\r\n', i)
+    const size = Number.parseInt(body.slice(i, eol), 16)
+    if (!(size > 0)) return out
+    out += body.slice(eol + 2, eol + 2 + size)
+    i = eol + 2 + size + 2
+  }
+}
+
 const refused = (port: number) =>
   new Promise<boolean>((resolve) => {
     const s = connect(port, '127.0.0.1')
@@ -104,7 +117,7 @@ async function heldUpstream(t: Test) {
 
 t.test('SIGTERM: readiness fails first, no new connections, the in-flight call completes, exit 0', async (t) => {
   const { upstream, release } = await heldUpstream(t)
-  const child = await startMain(t, upstream.url, { SHUTDOWN_DELAY_MS: '2000', SHUTDOWN_DRAIN_MS: '15000' })
+  const child = await startMain(t, upstream.url, { SHUTDOWN_DELAY_MS: '4000', SHUTDOWN_DRAIN_MS: '15000' })
   const c = new Client(child.url)
   t.equal((await c.signUp(uniqueEmail('shutdown'), PASSWORD)).status, 200)
   t.equal((await fetch(`${child.url}/readyz`)).status, 200, 'ready before')
@@ -116,7 +129,9 @@ t.test('SIGTERM: readiness fails first, no new connections, the in-flight call c
   idle.on('error', () => undefined)
   idle.resume()
 
-  const inFlight = get(`${child.url}/api/slow`, { cookie: c.cookieHeader })
+  // On a keep-alive connection (no Connection header): the proxied answer is
+  // written by the upstream hop, after the drain started.
+  const inFlight = rawRequest(child.port, [`GET /api/slow HTTP/1.1\r\nHost: a\r\nCookie: ${c.cookieHeader}\r\n\r\n`], { waitMs: 20_000 })
   await eventually(async () => (upstream.received.some((r) => r.url === '/api/slow') ? true : undefined), { limitMs: 10_000, what: 'slow call reached the upstream' })
 
   child.proc.kill('SIGTERM')
@@ -128,6 +143,14 @@ t.test('SIGTERM: readiness fails first, no new connections, the in-flight call c
   t.equal(keepAlive.status, 200, 'still served while draining')
   t.equal(keepAlive.headers.connection, 'close', 'but a keep-alive client is told to reconnect elsewhere')
   t.ok(keepAlive.closed, 'and its connection is closed')
+  // Proxied answers are written by the upstream hop, past Fastify's onSend: they close too.
+  const proxied = await rawRequest(child.port, [`GET /api/items HTTP/1.1\r\nHost: a\r\nCookie: ${c.cookieHeader}\r\n\r\n`], { waitMs: 15_000 })
+  t.equal(proxied.status, 200, 'a proxied request is still served while draining')
+  t.equal(proxied.headers.connection, 'close', 'with Connection: close')
+  t.ok(proxied.closed, 'and its connection is closed')
+  const denied = await rawRequest(child.port, ['GET /api/items HTTP/1.1\r\nHost: a\r\n\r\n'], { waitMs: 15_000 })
+  t.equal(denied.status, 401)
+  t.equal(denied.headers.connection, 'close', 'a denial closes too')
 
   await eventually(async () => ((await refused(child.port)) ? true : undefined), { limitMs: 10_000, what: 'listener closed' })
   t.pass('new connections are refused once SHUTDOWN_DELAY_MS has passed')
@@ -136,7 +159,8 @@ t.test('SIGTERM: readiness fails first, no new connections, the in-flight call c
   release()
   const done = await inFlight
   t.equal(done.status, 200, 'the in-flight request completed')
-  t.equal(JSON.parse(done.body).slow.length, 10_000, 'with its whole body')
+  t.equal(JSON.parse(done.headers['transfer-encoding'] === 'chunked' ? dechunk(done.body) : done.body).slow.length, 10_000, 'with its whole body')
+  t.equal(done.headers.connection, 'close', 'and, answered during the drain, it closes its connection')
   await idleClosed
   t.pass('the idle keep-alive connection was closed')
 

@@ -18,6 +18,7 @@ import {
   SignInReason,
   TokenIssueFailureReason,
   UpstreamFailureReason,
+  UpstreamRetryReason,
   UnauthorizedReason,
   valuesOf,
 } from '../../src/reasons.ts'
@@ -54,6 +55,7 @@ function fixedSeries(): Array<[string, Labels]> {
   }
   for (const outcome of valuesOf(JwksRefreshOutcome)) out.push(['authgw_jwks_refreshes_total', { outcome }])
   for (const reason of valuesOf(UpstreamFailureReason)) out.push(['authgw_upstream_failures_total', { reason }])
+  for (const reason of valuesOf(UpstreamRetryReason)) out.push(['authgw_upstream_retries_total', { reason }])
   for (const operation of valuesOf(DbOperation)) out.push(['authgw_db_errors_total', { operation }])
   out.push(['authgw_auth_unavailable_total', { mechanism: 'session', reason: 'store_unavailable' }])
   out.push(['authgw_auth_unavailable_total', { mechanism: 'session', reason: 'jwks_unavailable' }])
