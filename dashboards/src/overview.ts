@@ -263,11 +263,14 @@ export function overviewDashboard(): BuiltDashboard {
           },
           {
             type: 'timeseries',
-            title: 'Upstream failures by reason',
-            description: 'Upstream calls without a usable response: timeout (504), connect error, reset, bad response (502).',
+            title: 'Upstream failures and retries by reason',
+            description: 'Upstream calls without a usable response: timeout (504), connect error, reset, bad response (502); and idempotent requests retried once because a reused keep-alive connection was reset before any byte (a steady rate means the upstream closes idle connections before UPSTREAM_KEEP_ALIVE_TIMEOUT_MS).',
             unit: 'ops',
             w: 8,
-            targets: [{ expr: `sum by (reason) (${rate('authgw_upstream_failures_total')})`, legend: '{{reason}}' }],
+            targets: [
+              { expr: `sum by (reason) (${rate('authgw_upstream_failures_total')})`, legend: '{{reason}}' },
+              { expr: `sum by (reason) (${rate('authgw_upstream_retries_total')})`, legend: 'retried: {{reason}}' },
+            ],
           },
         ],
       },
