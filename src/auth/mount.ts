@@ -259,9 +259,8 @@ async function mountPlugin(app: FastifyInstance, opts: MountOptions) {
           break
         case `${AUTH_BASE_PATH}/get-session`:
           if (refusal !== undefined && status === 200) {
-            const reason = refusal
-            metrics.sessionNull(reason)
-            request.authgw.reason = reason
+            metrics.sessionNull(refusal)
+            request.authgw.reason = refusal
             request.authgw.mechanism = Mechanism.session
             request.authgw.detail = explain(request, errorCode(body))
           }
