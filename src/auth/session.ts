@@ -198,6 +198,12 @@ export class SessionValidator {
       return this.#result(this.#classify(await this.#query(token)), false)
     }
     const key = cacheKey(token)
+    // The hot path: a plain hit, without fetch()'s promise and status bookkeeping.
+    const hit = opts.revalidate === true ? undefined : cache.get(key)
+    if (hit !== undefined) {
+      this.#opts.onCacheLookup?.(true)
+      return this.#cachedResult(key, hit)
+    }
     for (let attempt = 1; ; attempt++) {
       const status: LRUCache.Status<string, Lookup> = {}
       const known = cache.peek(key)
@@ -221,12 +227,16 @@ export class SessionValidator {
       }
       const cached = status.fetch === 'hit' || status.fetch === 'inflight'
       this.#opts.onCacheLookup?.(cached)
-      if ('identity' in lookup && lookup.identity.expiresAt <= this.#now()) {
-        cache.set(key, { reason: SessionReason.session_expired })
-        return { ok: false, reason: SessionReason.session_expired }
-      }
-      return this.#result(lookup, cached)
+      return cached ? this.#cachedResult(key, lookup) : this.#result(lookup, false)
     }
+  }
+
+  #cachedResult(key: string, lookup: Lookup): SessionResult {
+    if ('identity' in lookup && lookup.identity.expiresAt <= this.#now()) {
+      this.#cache?.set(key, { reason: SessionReason.session_expired })
+      return { ok: false, reason: SessionReason.session_expired }
+    }
+    return this.#result(lookup, true)
   }
 
   /** Full check of a request's cookies. */
