@@ -42,6 +42,23 @@ export const JwtReason = {
 } as const
 export type JwtReason = (typeof JwtReason)[keyof typeof JwtReason]
 
+/**
+ * A better-auth endpoint refused a session that the gateway's own check, made
+ * against a store known to be answering, found valid (source="auth",
+ * mechanism="session"). Never a credential problem of the client: the two
+ * verifiers disagree (a failed session refresh write, a version skew).
+ */
+export const AuthDisagreementReason = {
+  auth_disagrees: 'auth_disagrees',
+} as const
+
+/** Every value that `authgw_session_nulls_total{reason}` may carry. */
+export const SessionNullReason = {
+  ...SessionReason,
+  ...AuthDisagreementReason,
+} as const
+export type SessionNullReason = (typeof SessionNullReason)[keyof typeof SessionNullReason]
+
 /** Neither credential was presented on a protected route. */
 export const NoCredentialReason = {
   no_credentials: 'no_credentials',
@@ -61,6 +78,7 @@ export const UpstreamRejectReason = {
 /** Every value that `authgw_unauthorized_total{reason}` may carry. */
 export const UnauthorizedReason = {
   ...SessionReason,
+  ...AuthDisagreementReason,
   ...JwtReason,
   ...NoCredentialReason,
   ...AuthReason,
@@ -144,6 +162,7 @@ export type JwksRefreshOutcome = (typeof JwksRefreshOutcome)[keyof typeof JwksRe
 export const DbOperation = {
   session_lookup: 'session_lookup',
   token_mint: 'token_mint',
+  session_refresh: 'session_refresh',
   jwks_fetch: 'jwks_fetch',
   health_check: 'health_check',
   migrate: 'migrate',

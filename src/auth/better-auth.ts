@@ -39,6 +39,10 @@ export function createAuth(config: ResolvedConfig, deps: { pool: Pool; log: Logg
     telemetry: { enabled: false },
     emailAndPassword: { enabled: true },
     session: {
+      // The gateway's own session path (session.ts) extends sessions with the
+      // same two numbers, read back from these options.
+      expiresIn: config.session.expiresInSeconds,
+      updateAge: config.session.updateAgeSeconds,
       cookieCache: cookieCacheMaxAge > 0 ? { enabled: true, maxAge: cookieCacheMaxAge } : { enabled: false },
     },
     rateLimit: { enabled: config.authRateLimit },

@@ -30,6 +30,8 @@ const BEARER = /^Bearer +([^\s]+) *$/i
 export function createGuard(deps: GuardDeps): Guard {
   const { metrics, sessions, jwtVerifier, minter } = deps
   const secureCookie = sessions.cookieNames.sessionToken.startsWith('__Secure-')
+  // A minted token signed by a key that left the JWKS would fail at the upstream.
+  jwtVerifier.keys.onKeysRemoved((kids) => minter.forgetKeys(kids))
 
   async function viaJwt(request: FastifyRequest, reply: FastifyReply, authorization: string): Promise<string | undefined> {
     const m = BEARER.exec(authorization)
@@ -68,7 +70,7 @@ export function createGuard(deps: GuardDeps): Guard {
     return inSpan(SpanName.sessionValidate, { [Attr.mechanism]: Mechanism.session, [Attr.cookieNames]: cookieNames }, async (span) => {
       let result: SessionResult | undefined
       try {
-        result = await sessions.validate(cookies)
+        result = await sessions.validate(cookies, { extendWith: request.headers.cookie })
       } catch (err) {
         if (err instanceof StoreUnavailableError) {
           span?.setAttributes({ [Attr.outcome]: 'error', [Attr.reason]: UnavailableReason.store_unavailable })
@@ -93,6 +95,12 @@ export function createGuard(deps: GuardDeps): Guard {
         return undefined
       }
       span?.setAttributes({ [Attr.outcome]: 'allowed', [Attr.cacheHit]: result.cached })
+      if (result.setCookie !== undefined && result.setCookie.length > 0) {
+        // The extended session's cookie, as better-auth set it; the proxy hop
+        // sends the gateway's headers along with the upstream's.
+        for (const cookie of result.setCookie) reply.header('set-cookie', cookie)
+        request.log.info({ event: 'session_extended', session: deps.pseudonymize(result.identity.sessionId) }, 'audit')
+      }
       let token: string
       try {
         token = await minter.tokenFor(result.identity)

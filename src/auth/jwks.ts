@@ -36,6 +36,7 @@ export class JwksStore {
   /** Outcome of the latest refresh: inside a cooldown after a failed one, an unknown kid is undecidable, not unknown. */
   #lastRefreshFailed = false
   #timer: NodeJS.Timeout | undefined
+  readonly #removalListeners: Array<(kids: ReadonlySet<string>) => void> = []
   readonly #opts: JwksStoreOptions
   readonly #now: () => number
 
@@ -75,6 +76,11 @@ export class JwksStore {
     if (this.#timer) clearInterval(this.#timer)
   }
 
+  /** Called after a refresh in which keys left the set (or changed under the same kid). */
+  onKeysRemoved(listener: (kids: ReadonlySet<string>) => void): void {
+    this.#removalListeners.push(listener)
+  }
+
   /** Refresh now; concurrent callers share one fetch. Keeps the old keys on failure. */
   refresh(): Promise<void> {
     if (this.#inflight) return this.#inflight
@@ -104,9 +110,12 @@ export class JwksStore {
           // A key we cannot import cannot verify anything; skip it rather than fail the set.
         }
       }
+      const removed = new Set<string>()
+      for (const [kid, key] of this.#keys) if (next.get(kid) !== key) removed.add(kid)
       this.#keys = next
       this.#lastSuccess = this.#now()
       this.#lastRefreshFailed = false
+      if (removed.size > 0) for (const listener of this.#removalListeners) listener(removed)
       this.#opts.onRefresh?.(JwksRefreshOutcome.success, next.size, (performance.now() - started) / 1000)
     }
     const traced = this.#opts.traceRefresh ? this.#opts.traceRefresh(run) : run()

@@ -1,10 +1,14 @@
-// Bearer JWT verification with node:crypto and pre-imported keys, behind a
-// verify-once cache keyed by a hash of the whole token (expiry re-checked on
-// every hit). Each rejection maps to exactly one JwtReason.
-import { constants, hash, verify as cryptoVerify } from 'node:crypto'
+// Bearer JWT verification with jose (docs/adr/0002-jwt-verification.md)
+// against the in-memory JWKS, behind a verify-once cache keyed by a hash of
+// the whole token (expiry re-checked on every hit; entries of keys that left
+// the JWKS dropped at once). Each rejection maps to exactly one JwtReason.
+import { hash } from 'node:crypto'
+import { decodeProtectedHeader, errors, jwtVerify } from 'jose'
+import type { JWTPayload } from 'jose'
+import { LRUCache } from 'lru-cache'
 import { JwtReason } from '../reasons.ts'
-import { BoundedCache } from './bounded-cache.ts'
-import type { JwksStore, VerifyKey } from './jwks.ts'
+import type { JwksStore } from './jwks.ts'
+import { JwksUnavailableError } from './jwks.ts'
 
 export type JwtClaims = { sub: string; exp: number; nbf?: number; iat?: number; [claim: string]: unknown }
 
@@ -30,24 +34,39 @@ const B64URL = /^[A-Za-z0-9_-]*$/
 
 type Cached = { claims: JwtClaims; kid: string; alg: string }
 
+/** The key resolver's verdicts, mapped to reasons like jose's own errors. */
+class KidUnknown extends Error {}
+class KeyAlgMismatch extends Error {}
+
 export class JwtVerifier {
+  /** The key set tokens are verified against. */
+  readonly keys: JwksStore
   readonly #opts: JwtVerifierOptions
-  readonly #cache: BoundedCache<Cached>
-  readonly #allowed: Set<string>
-  readonly #toleranceMs: number
+  readonly #cache: LRUCache<string, Cached>
+  readonly #toleranceSeconds: number
+  readonly #ttlMs: number
   readonly #now: () => number
 
   constructor(opts: JwtVerifierOptions) {
     this.#opts = opts
-    this.#cache = new BoundedCache(opts.cacheMaxEntries)
-    this.#allowed = new Set(opts.algorithms)
-    this.#toleranceMs = (opts.clockToleranceSeconds ?? 5) * 1000
+    this.keys = opts.jwks
+    this.#ttlMs = (opts.cacheTtlSeconds ?? 60) * 1000
+    this.#cache = new LRUCache({ max: opts.cacheMaxEntries, ttl: this.#ttlMs })
+    this.#toleranceSeconds = opts.clockToleranceSeconds ?? 5
     this.#now = opts.now ?? Date.now
+    // A token signed by a key that left the JWKS must not pass from the cache.
+    opts.jwks.onKeysRemoved((kids) => this.forgetKeys(kids))
   }
 
-  /** Forget every verified token, e.g. when keys were removed. */
+  /** Forget every verified token. */
   flush(): void {
     this.#cache.clear()
+  }
+
+  /** Forget the verified tokens signed by these keys. */
+  forgetKeys(kids: ReadonlySet<string>): void {
+    const stale = [...this.#cache.entries()].filter(([, v]) => kids.has(v.kid))
+    for (const [key] of stale) this.#cache.delete(key)
   }
 
   /** Throws JwksUnavailableError when keys cannot be loaded; never throws for a bad token. */
@@ -56,7 +75,7 @@ export class JwtVerifier {
     if (token.length > MAX_TOKEN_LENGTH) return { ok: false, reason: JwtReason.malformed }
     // One-shot digest: half the cost of a Hash object on every request.
     const cacheKey = hash('sha256', token, 'base64url')
-    const hit = this.#cache.get(cacheKey, now)
+    const hit = this.#cache.get(cacheKey)
     this.#opts.onCacheLookup?.(hit !== undefined)
     if (hit !== undefined) {
       const timeReason = this.#checkTimes(hit.claims, now)
@@ -68,81 +87,80 @@ export class JwtVerifier {
     }
 
     const parts = token.split('.')
+    // Strict base64url in every part (jose's decoder would also take base64).
     // An unsecured JWS (`alg: none`, RFC 7515 §A.5) has an empty signature: let
     // it reach the algorithm check and be named alg_not_allowed, not malformed.
     if (parts.length !== 3 || !parts.every((p, i) => (p.length > 0 || i === 2) && B64URL.test(p))) {
       return { ok: false, reason: JwtReason.malformed }
     }
-    const [h, p, s] = parts as [string, string, string]
-    const header = parseJsonObject(h)
-    if (header === undefined || typeof header.alg !== 'string') return { ok: false, reason: JwtReason.malformed }
-    const alg = header.alg
-    const kid = typeof header.kid === 'string' ? header.kid : undefined
-    const shownKid = kid === undefined ? undefined : kid.slice(0, 64)
-    if (!this.#allowed.has(alg)) return { ok: false, reason: JwtReason.alg_not_allowed, alg: alg.slice(0, 16), kid: shownKid }
-    // RFC 7515 §4.1.11: a critical extension we do not understand must be rejected.
-    if (header.crit !== undefined) return { ok: false, reason: JwtReason.malformed, alg, kid: shownKid }
-    if (kid === undefined) return { ok: false, reason: JwtReason.kid_unknown, alg }
-
-    const key = await this.#opts.jwks.getKey(kid)
-    if (key === undefined) return { ok: false, reason: JwtReason.kid_unknown, alg, kid: shownKid }
-    if (key.alg !== alg) return { ok: false, reason: JwtReason.alg_not_allowed, alg, kid }
-    if (!verifySignature(key, `${h}.${p}`, Buffer.from(s, 'base64url'))) return { ok: false, reason: JwtReason.bad_signature, alg, kid }
-
-    const payload = parseJsonObject(p)
-    if (payload === undefined || typeof payload.sub !== 'string' || typeof payload.exp !== 'number') {
-      return { ok: false, reason: JwtReason.malformed, alg, kid }
+    let header: { alg?: unknown; kid?: unknown }
+    try {
+      header = decodeProtectedHeader(token)
+    } catch {
+      return { ok: false, reason: JwtReason.malformed }
     }
-    if (payload.nbf !== undefined && typeof payload.nbf !== 'number') return { ok: false, reason: JwtReason.malformed, alg, kid }
+    // Labels for spans and logs: bounded, whatever the token says.
+    const alg = typeof header.alg === 'string' ? header.alg.slice(0, 16) : undefined
+    const shownKid = typeof header.kid === 'string' ? header.kid.slice(0, 64) : undefined
+
+    let payload: JWTPayload
+    let kid: string | undefined
+    try {
+      const verified = await jwtVerify(
+        token,
+        async (protectedHeader) => {
+          if (typeof protectedHeader.kid !== 'string') throw new KidUnknown()
+          const key = await this.#opts.jwks.getKey(protectedHeader.kid)
+          if (key === undefined) throw new KidUnknown()
+          if (key.alg !== protectedHeader.alg) throw new KeyAlgMismatch()
+          kid = key.kid
+          return key.key
+        },
+        {
+          algorithms: this.#opts.algorithms,
+          issuer: this.#opts.issuer,
+          audience: this.#opts.audience,
+          requiredClaims: ['sub', 'exp'],
+          clockTolerance: this.#toleranceSeconds,
+          currentDate: new Date(now),
+        },
+      )
+      payload = verified.payload
+    } catch (err) {
+      if (err instanceof JwksUnavailableError) throw err
+      return { ok: false, reason: reasonOf(err), alg, kid: shownKid }
+    }
+    if (typeof payload.sub !== 'string' || kid === undefined || alg === undefined) return { ok: false, reason: JwtReason.malformed, alg, kid: shownKid }
     const claims = payload as JwtClaims
-    const timeReason = this.#checkTimes(claims, now)
-    if (timeReason) return { ok: false, reason: timeReason, alg, kid }
-    if (claims.iss !== this.#opts.issuer) return { ok: false, reason: JwtReason.issuer_mismatch, alg, kid }
-    const aud = claims.aud
-    if (!(aud === this.#opts.audience || (Array.isArray(aud) && aud.includes(this.#opts.audience)))) {
-      return { ok: false, reason: JwtReason.audience_mismatch, alg, kid }
-    }
-    const ttlMs = (this.#opts.cacheTtlSeconds ?? 60) * 1000
-    this.#cache.set(cacheKey, { claims, kid, alg }, Math.min(claims.exp * 1000, now + ttlMs))
+    this.#cache.set(cacheKey, { claims, kid, alg }, { ttl: Math.max(1, Math.min(claims.exp * 1000 - now, this.#ttlMs)) })
     return { ok: true, claims, kid, alg, cached: false }
   }
 
-  #checkTimes(claims: JwtClaims, now: number): JwtReason | undefined {
-    if (claims.exp * 1000 + this.#toleranceMs <= now) return JwtReason.expired
-    if (claims.nbf !== undefined && claims.nbf * 1000 - this.#toleranceMs > now) return JwtReason.not_yet_valid
+  // jose's rule (seconds, tolerance both ways), re-applied on every cache hit.
+  #checkTimes(claims: JwtClaims, nowMs: number): JwtReason | undefined {
+    const now = Math.floor(nowMs / 1000)
+    if (claims.nbf !== undefined && claims.nbf > now + this.#toleranceSeconds) return JwtReason.not_yet_valid
+    if (claims.exp <= now - this.#toleranceSeconds) return JwtReason.expired
     return undefined
   }
 }
 
-function parseJsonObject(b64url: string): Record<string, unknown> | undefined {
-  try {
-    const v: unknown = JSON.parse(Buffer.from(b64url, 'base64url').toString('utf8'))
-    return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined
-  } catch {
-    return undefined
+/** Exactly one reason for each way jose (or the key resolver) rejects a token. */
+export function reasonOf(err: unknown): JwtReason {
+  if (err instanceof KidUnknown) return JwtReason.kid_unknown
+  if (err instanceof KeyAlgMismatch || err instanceof errors.JOSEAlgNotAllowed) return JwtReason.alg_not_allowed
+  if (err instanceof errors.JWSSignatureVerificationFailed) return JwtReason.bad_signature
+  if (err instanceof errors.JWTExpired) return JwtReason.expired
+  if (err instanceof errors.JWTClaimValidationFailed) {
+    // An absent issuer or audience is one that differs.
+    if (err.claim === 'iss') return JwtReason.issuer_mismatch
+    if (err.claim === 'aud') return JwtReason.audience_mismatch
+    if (err.claim === 'nbf' && err.reason === 'check_failed') return JwtReason.not_yet_valid
+    // `sub` or `exp` missing, or a time claim that is not a number.
+    return JwtReason.malformed
   }
-}
-
-function verifySignature(k: VerifyKey, data: string, signature: Buffer): boolean {
-  try {
-    switch (k.alg) {
-      case 'EdDSA':
-        return cryptoVerify(null, Buffer.from(data), k.key, signature)
-      case 'ES256':
-        return cryptoVerify('sha256', Buffer.from(data), { key: k.key, dsaEncoding: 'ieee-p1363' }, signature)
-      case 'RS256':
-        return cryptoVerify('sha256', Buffer.from(data), k.key, signature)
-      case 'PS256':
-        return cryptoVerify(
-          'sha256',
-          Buffer.from(data),
-          { key: k.key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_DIGEST },
-          signature,
-        )
-      default:
-        return false
-    }
-  } catch {
-    return false
-  }
+  // JWSInvalid, JWTInvalid, JOSENotSupported (an unknown `crit` extension, RFC 7515 §4.1.11) …
+  if (err instanceof errors.JOSEError) return JwtReason.malformed
+  // A published key jose cannot use for this token (e.g. an RSA modulus under 2048 bits).
+  return JwtReason.bad_signature
 }

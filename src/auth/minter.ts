@@ -3,7 +3,8 @@
 // with the JWKS URL, issuer and audience alone. signJWT reads and decrypts the
 // key from the database on every call, so minted tokens are cached per session
 // until shortly before they expire.
-import { TokenIssueFailureReason, TokenKind, TokenVia } from '../reasons.ts'
+import { LRUCache } from 'lru-cache'
+import { DbOperation, TokenIssueFailureReason, TokenKind, TokenVia } from '../reasons.ts'
 import type { TokenIssueFailureReason as FailureReason } from '../reasons.ts'
 import { Attr, SpanName } from '../telemetry/attributes.ts'
 import type { Metrics } from '../telemetry/metrics.ts'
@@ -11,7 +12,6 @@ import { inSpan } from '../telemetry/tracing.ts'
 import { exemplarOf } from './decision.ts'
 import type { Auth } from './better-auth.ts'
 import { upstreamClaims } from './better-auth.ts'
-import { BoundedCache } from './bounded-cache.ts'
 import type { SessionIdentity } from './session.ts'
 
 export class TokenMintError extends Error {
@@ -24,33 +24,52 @@ export class TokenMintError extends Error {
 
 const RENEW_BEFORE_EXPIRY_MS = 60_000
 
+type Minted = { token: string; kid: string | undefined }
+
 export class TokenMinter {
   readonly #auth: Auth
   readonly #metrics: Metrics
-  readonly #cache: BoundedCache<string>
-  readonly #inflight = new Map<string, Promise<string>>()
+  /** Per session id; single-flight: concurrent requests of one session share one signing. */
+  readonly #cache: LRUCache<string, Minted, SessionIdentity>
 
   constructor(auth: Auth, metrics: Metrics, maxEntries: number) {
     this.#auth = auth
     this.#metrics = metrics
-    this.#cache = new BoundedCache(maxEntries)
+    this.#cache = new LRUCache<string, Minted, SessionIdentity>({
+      max: maxEntries,
+      // Each entry's ttl is set from the token's own expiry.
+      ttl: RENEW_BEFORE_EXPIRY_MS,
+      fetchMethod: async (_sessionId, _stale, { context: identity, options }) => {
+        const minted = await this.#mint(identity)
+        options.ttl = Math.max(1, Math.min(expiryOf(minted.token) - RENEW_BEFORE_EXPIRY_MS, identity.expiresAt) - Date.now())
+        return minted
+      },
+    })
   }
 
   async tokenFor(identity: SessionIdentity): Promise<string> {
-    const cached = this.#cache.get(identity.sessionId, Date.now())
-    if (cached !== undefined) return cached
-    const running = this.#inflight.get(identity.sessionId)
-    if (running) return running
-    const p = this.#mint(identity).finally(() => this.#inflight.delete(identity.sessionId))
-    this.#inflight.set(identity.sessionId, p)
-    return p
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const minted = await this.#cache.fetch(identity.sessionId, { context: identity })
+        if (minted !== undefined) return minted.token
+      } catch (err) {
+        if (err instanceof TokenMintError || attempt >= 2) throw err
+        // Evicted while minting (the session ended or its key left the JWKS): mint again.
+      }
+    }
   }
 
   evict(sessionId: string): void {
     this.#cache.delete(sessionId)
   }
 
-  async #mint(identity: SessionIdentity): Promise<string> {
+  /** Signing keys left the JWKS: tokens they signed would no longer verify upstream. */
+  forgetKeys(kids: ReadonlySet<string>): void {
+    const stale = [...this.#cache.entries()].filter(([, minted]) => minted.kid === undefined || kids.has(minted.kid))
+    for (const [sessionId] of stale) this.#cache.delete(sessionId)
+  }
+
+  async #mint(identity: SessionIdentity): Promise<Minted> {
     return inSpan(SpanName.tokenMint, { [Attr.mechanism]: 'session' }, async (span) => {
       let token: string
       try {
@@ -64,21 +83,43 @@ export class TokenMinter {
         })
         token = res.token
       } catch (err) {
-        // A secret that differs from the one that encrypted the key cannot
-        // decrypt it; anything else while reading the key is the store.
-        const reason = /decrypt/i.test(err instanceof Error ? err.message : '')
-          ? TokenIssueFailureReason.signing_failed
-          : TokenIssueFailureReason.store_unavailable
+        const reason = mintFailureReason(err)
+        if (reason === TokenIssueFailureReason.store_unavailable) this.#metrics.dbError(DbOperation.token_mint)
         this.#metrics.tokenIssueFailure(reason, exemplarOf())
         span?.setAttribute(Attr.reason, reason)
         throw new TokenMintError(reason, err)
       }
       this.#metrics.tokenIssued(TokenKind.jwt, TokenVia.gateway_exchange)
-      const exp = expiryOf(token)
-      this.#cache.set(identity.sessionId, token, Math.min(exp - RENEW_BEFORE_EXPIRY_MS, identity.expiresAt))
       span?.setAttribute(Attr.outcome, 'allowed')
-      return token
+      return { token, kid: headerOf(token).kid }
     })
+  }
+}
+
+/**
+ * signJWT reads the newest key from the store, decrypts it with the secret and
+ * imports it with jose. better-auth reports a key it cannot use (a secret that
+ * did not encrypt it, a key it cannot select) as a BetterAuthError, and jose
+ * its own failures as JOSEError subclasses (`code` ERR_JOSE_* / ERR_JWK_* /
+ * ERR_JWS_* / ERR_JWT_*): those are the signing key. Everything else on this
+ * path is the store answering (pg's DatabaseError, a refused or timed-out
+ * connection) or not.
+ */
+export function mintFailureReason(err: unknown): FailureReason {
+  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (e.name === 'BetterAuthError') return TokenIssueFailureReason.signing_failed
+    const code = (e as Error & { code?: unknown }).code
+    if (typeof code === 'string' && /^ERR_(JOSE|JWK|JWS|JWT)_/.test(code)) return TokenIssueFailureReason.signing_failed
+  }
+  return TokenIssueFailureReason.store_unavailable
+}
+
+function headerOf(jwt: string): { kid?: string } {
+  try {
+    const header = JSON.parse(Buffer.from(jwt.slice(0, jwt.indexOf('.')), 'base64url').toString('utf8')) as { kid?: unknown }
+    return typeof header.kid === 'string' ? { kid: header.kid } : {}
+  } catch {
+    return {}
   }
 }
 

@@ -8,7 +8,9 @@ import fp from 'fastify-plugin'
 import type { Pool } from 'pg'
 import { StoreUnavailableError } from '../errors.ts'
 import {
+  AuthDisagreementReason,
   AuthReason,
+  DbOperation,
   Mechanism,
   NoCredentialReason,
   RequestErrorReason,
@@ -21,7 +23,7 @@ import {
   UnauthorizedSource,
   UnavailableReason,
 } from '../reasons.ts'
-import type { SignInReason as SignInReasonT } from '../reasons.ts'
+import type { SessionNullReason, SignInReason as SignInReasonT } from '../reasons.ts'
 import { Attr } from '../telemetry/attributes.ts'
 import type { Metrics } from '../telemetry/metrics.ts'
 import { activeSpan } from '../telemetry/tracing.ts'
@@ -32,6 +34,7 @@ import { exemplarOf, recordUnauthorized, unavailable } from './decision.ts'
 import { noCookieReason } from './guard.ts'
 import { parseCookieHeader } from './session.ts'
 import type { SessionValidator } from './session.ts'
+import { SessionRefresher } from './session-refresh.ts'
 
 /** better-auth endpoints that get their own route label; everything else is `/api/auth/other`. */
 export const AUTH_ROUTES = [
@@ -87,11 +90,33 @@ export type MountOptions = {
   origin: string
 }
 
+/**
+ * Endpoints behind better-auth's session middlewares (plus getSession itself):
+ * a 401 there means "no usable session", whatever the reason was inside.
+ */
+const SESSION_ROUTES = new Set(
+  [
+    '/get-session',
+    '/token',
+    '/list-sessions',
+    '/revoke-session',
+    '/revoke-sessions',
+    '/revoke-other-sessions',
+    '/update-user',
+    '/change-password',
+    '/change-email',
+    '/delete-user',
+  ].map((p) => AUTH_BASE_PATH + p),
+)
+
 const SKIP_RESPONSE_HEADERS = new Set(['set-cookie', 'content-length', 'transfer-encoding', 'connection', 'keep-alive'])
 
 async function mountPlugin(app: FastifyInstance, opts: MountOptions) {
   const { auth, metrics, sessions } = opts
   const secureCookie = sessions.cookieNames.sessionToken.startsWith('__Secure-')
+  // better-auth and the gateway's session path meet here: the gateway extends
+  // sessions through better-auth's getSession, with better-auth's settings.
+  sessions.extendSessionsWith(new SessionRefresher(auth, { onStoreError: () => metrics.dbError(DbOperation.session_refresh) }))
 
   async function storeReachable(): Promise<boolean> {
     let timer: NodeJS.Timeout | undefined
@@ -110,16 +135,40 @@ async function mountPlugin(app: FastifyInstance, opts: MountOptions) {
     }
   }
 
-  /** Session state as the gateway sees it, for labelling better-auth's own answers. */
-  async function sessionReason(request: FastifyRequest): Promise<SessionReason | 'valid'> {
+  /**
+   * Session state as the gateway sees it, for labelling better-auth's own
+   * answers. `revalidate` re-reads a session the cache holds as valid, so the
+   * verdict is the store's own (StoreUnavailableError when it cannot answer).
+   */
+  async function sessionVerdict(request: FastifyRequest, revalidate = false): Promise<SessionReason | 'valid'> {
     const cookies = parseCookieHeader(request.headers.cookie)
-    const result = await sessions.validate(cookies)
+    const result = await sessions.validate(cookies, { revalidate })
     if (result === undefined) {
       // Same classification as the guard; on a better-auth endpoint the client is a session client.
       const reason = noCookieReason(request, cookies.size > 0, secureCookie)
       return reason === NoCredentialReason.no_credentials ? SessionReason.no_cookie : reason
     }
     return result.ok ? 'valid' : result.reason
+  }
+
+  /**
+   * Why better-auth refused (or failed) a session route, decided by the store.
+   * better-auth's session middleware turns any error while loading the session
+   * into a 401 and getSession into a 500, so neither says anything about the
+   * credential until the store has answered: a known-bad session keeps its
+   * reason, a session the gateway saw as valid is read again, and when that
+   * read also finds it valid the two disagree (`auth_disagrees`).
+   */
+  async function refusalReason(request: FastifyRequest, known: SessionReason | 'valid' | undefined): Promise<SessionNullReason> {
+    const verdict = known === undefined || known === 'valid' ? await sessionVerdict(request, true) : known
+    return verdict === 'valid' ? AuthDisagreementReason.auth_disagrees : verdict
+  }
+
+  /** The store cannot answer: 503 store_unavailable, and no cookie of better-auth's answer reaches the client. */
+  function storeUnavailable(request: FastifyRequest, reply: FastifyReply, route: string): FastifyReply {
+    reply.removeHeader('set-cookie')
+    if (route === `${AUTH_BASE_PATH}/token`) metrics.tokenIssueFailure(TokenIssueFailureReason.store_unavailable, exemplarOf())
+    return unavailable(metrics, request, reply, Mechanism.session, UnavailableReason.store_unavailable)
   }
 
   async function forward(request: FastifyRequest, reply: FastifyReply): Promise<{ status: number; body: Buffer }> {
@@ -166,26 +215,39 @@ async function mountPlugin(app: FastifyInstance, opts: MountOptions) {
         return reply.code(400).send({ error: RequestErrorReason.bad_request, reason: RequestErrorReason.bad_request, requestId: request.id })
       }
 
-      // /token and /get-session: better-auth turns a store failure into a 401
-      // or a 500; check the session first so an outage is a 503 with its reason.
+      // /token and /get-session are labelled with the gateway's session
+      // reasons; checking first makes an outage a 503 before better-auth
+      // spends its own connect timeout on it.
       let known: SessionReason | 'valid' | undefined
       const checksSession = route === `${AUTH_BASE_PATH}/token` || route === `${AUTH_BASE_PATH}/get-session`
       if (checksSession) {
         try {
-          known = await sessionReason(request)
+          known = await sessionVerdict(request)
         } catch (err) {
           if (!(err instanceof StoreUnavailableError)) throw err
-          if (route.endsWith('/token')) metrics.tokenIssueFailure(TokenIssueFailureReason.store_unavailable, exemplarOf())
-          return unavailable(metrics, request, reply, Mechanism.session, UnavailableReason.store_unavailable)
+          return storeUnavailable(request, reply, route)
         }
       }
 
       let { status, body } = await forward(request, reply)
 
-      // better-auth answers a store outage on sign-in/sign-up with a bare 500;
-      // if the database is really gone, say so: 503 store_unavailable.
-      const signsIn = route === `${AUTH_BASE_PATH}/sign-in/email` || route === `${AUTH_BASE_PATH}/sign-up/email`
-      if (signsIn && status >= 500 && !(await storeReachable())) {
+      // A session route's refusal (401, a null session) or failure (5xx) is
+      // about the credential only once the store has answered.
+      let refusal: SessionNullReason | undefined
+      const refused = status === 401 || (route === `${AUTH_BASE_PATH}/get-session` && status === 200 && body.toString('utf8').trim() === 'null')
+      if (SESSION_ROUTES.has(route) && (refused || status >= 500)) {
+        try {
+          const reason = await refusalReason(request, known)
+          if (refused) refusal = reason
+        } catch (err) {
+          if (!(err instanceof StoreUnavailableError)) throw err
+          return storeUnavailable(request, reply, route)
+        }
+      }
+
+      // Any other better-auth 5xx while the database is really gone (sign-in,
+      // sign-up answer a store outage with a bare 500): 503 store_unavailable.
+      if (!SESSION_ROUTES.has(route) && status >= 500 && !(await storeReachable())) {
         status = 503
         body = Buffer.from(JSON.stringify({ error: 'service_unavailable', reason: UnavailableReason.store_unavailable, requestId: request.id }))
         reply.code(503).header('content-type', 'application/json; charset=utf-8').header('retry-after', '5').removeHeader('set-cookie')
@@ -222,10 +284,9 @@ async function mountPlugin(app: FastifyInstance, opts: MountOptions) {
           }
           break
         case `${AUTH_BASE_PATH}/get-session`:
-          if (status === 200 && body.toString('utf8').trim() === 'null') {
-            const reason = known === undefined || known === 'valid' ? SessionReason.session_not_found : known
-            metrics.sessionNull(reason)
-            request.authgw.reason = reason
+          if (refusal !== undefined && status === 200) {
+            metrics.sessionNull(refusal)
+            request.authgw.reason = refusal
             request.authgw.mechanism = Mechanism.session
             request.authgw.detail = explain(request, errorCode(body))
           }
@@ -236,10 +297,9 @@ async function mountPlugin(app: FastifyInstance, opts: MountOptions) {
       }
 
       if (status === 401) {
-        if (checksSession) {
-          const reason = known === undefined || known === 'valid' ? SessionReason.session_not_found : known
-          metrics.sessionNull(reason)
-          recordUnauthorized(metrics, request, UnauthorizedSource.auth, Mechanism.session, reason)
+        if (refusal !== undefined && (checksSession || refusal === AuthDisagreementReason.auth_disagrees)) {
+          metrics.sessionNull(refusal)
+          recordUnauthorized(metrics, request, UnauthorizedSource.auth, Mechanism.session, refusal)
           request.authgw.detail = explain(request, errorCode(body))
         } else {
           const reason = route === `${AUTH_BASE_PATH}/sign-in/email` ? AuthReason.invalid_credentials : AuthReason.auth_rejected

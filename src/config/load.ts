@@ -21,7 +21,7 @@ export type Config = {
   trustProxy: boolean | number | string[]
   publicPaths: string[]
   pool: { max: number; idleTimeoutMs: number; connectTimeoutMs: number; statementTimeoutMs: number }
-  session: { cookieCacheMaxAge: number; cacheTtlSeconds: number; cacheMaxEntries: number }
+  session: { cookieCacheMaxAge: number; cacheTtlSeconds: number; cacheMaxEntries: number; expiresInSeconds: number; updateAgeSeconds: number }
   jwt: {
     algorithms: string[]
     expirationSeconds: number
@@ -69,6 +69,8 @@ export class ConfigError extends AuthgwError {
 }
 
 export const MIN_SECRET_LENGTH = 32
+/** RFC 6265bis caps cookie lifetimes at 400 days; better-call refuses a larger Max-Age. */
+const MAX_COOKIE_AGE_SECONDS = 34_560_000
 const ALGORITHMS = new Set(['EdDSA', 'ES256', 'RS256', 'PS256'])
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
 
@@ -193,6 +195,8 @@ export function loadConfig(env: Env): Readonly<Config> {
       cookieCacheMaxAge: int('SESSION_COOKIE_CACHE_MAX_AGE', 0),
       cacheTtlSeconds: int('SESSION_CACHE_TTL_SECONDS', 30),
       cacheMaxEntries: int('SESSION_CACHE_MAX_ENTRIES', 10_000, 1),
+      expiresInSeconds: int('SESSION_EXPIRES_IN_SECONDS', 604_800, 1, MAX_COOKIE_AGE_SECONDS),
+      updateAgeSeconds: int('SESSION_UPDATE_AGE_SECONDS', 86_400, 0, MAX_COOKIE_AGE_SECONDS),
     },
     jwt: {
       algorithms: algorithms.length > 0 ? algorithms : ['EdDSA'],
@@ -223,6 +227,19 @@ export function loadConfig(env: Env): Readonly<Config> {
     demoApp: bool('DEMO_APP', !production),
     logLevel,
     logSync: bool('LOG_SYNC', false),
+  }
+  const { expiresInSeconds, updateAgeSeconds, cacheTtlSeconds } = config.session
+  // better-auth extends a session once expiresAt - expiresIn + updateAge has
+  // passed; with updateAge >= expiresIn that moment is at or after expiry.
+  if (updateAgeSeconds >= expiresInSeconds) {
+    problems.push(
+      `SESSION_UPDATE_AGE_SECONDS (${updateAgeSeconds}) must be less than SESSION_EXPIRES_IN_SECONDS (${expiresInSeconds}): otherwise a session expires before it is ever extended`,
+    )
+  }
+  if (cacheTtlSeconds >= expiresInSeconds) {
+    problems.push(
+      `SESSION_CACHE_TTL_SECONDS (${cacheTtlSeconds}) must be less than SESSION_EXPIRES_IN_SECONDS (${expiresInSeconds}): a revocation on another instance would take longer than a whole session lifetime to take effect`,
+    )
   }
   if (config.limits.headersTimeoutMs > config.limits.requestTimeoutMs) {
     problems.push('HEADERS_TIMEOUT_MS must not exceed REQUEST_TIMEOUT_MS')

@@ -34,6 +34,8 @@ export const settings: readonly Setting[] = [
   { name: 'SESSION_COOKIE_CACHE_MAX_AGE', default: '`0` (off)', description: "better-auth's signed session-data cookie cache, in seconds. A cached session outlives revocation by up to this long." },
   { name: 'SESSION_CACHE_TTL_SECONDS', default: '`30`', description: "The gateway's in-memory session cache. Revocation on another instance takes effect within this TTL (same instance: at once)." },
   { name: 'SESSION_CACHE_MAX_ENTRIES', default: '`10000`', description: 'Bound on the session cache.' },
+  { name: 'SESSION_EXPIRES_IN_SECONDS', default: '`604800` (7 days)', description: "Session lifetime (better-auth `session.expiresIn`) and the session cookie's `Max-Age`. At most 34560000 (400 days, the cookie limit)." },
+  { name: 'SESSION_UPDATE_AGE_SECONDS', default: '`86400` (1 day)', description: "better-auth `session.updateAge`: once a session is this old since its last extension, the next `/api/auth/get-session` or proxied `/api/*` request extends it to `SESSION_EXPIRES_IN_SECONDS` and re-sets the cookie (not for \"don't remember me\" sessions). Must be less than `SESSION_EXPIRES_IN_SECONDS`; `0` extends on every request." },
   { name: 'JWT_ALGORITHMS', default: '`EdDSA`', description: 'Accepted JWT algorithms (comma list); the first one signs new keys.' },
   { name: 'JWT_EXPIRATION_SECONDS', default: '`900`', description: 'Lifetime of JWTs from `/api/auth/token` and of the JWT the gateway mints for the upstream.' },
   { name: 'JWT_CACHE_MAX_ENTRIES', default: '`10000`', description: 'Bound on the verify-once cache of accepted JWTs (keyed by SHA-256 of the whole token).' },

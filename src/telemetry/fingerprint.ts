@@ -1,5 +1,5 @@
 import { createHmac, createSecretKey } from 'node:crypto'
-import { BoundedCache } from '../auth/bounded-cache.ts'
+import { LRUCache } from 'lru-cache'
 
 // A fixed key: the fingerprint must be comparable across instances, and a
 // 48-bit HMAC prefix reveals nothing usable about the secret.
@@ -20,12 +20,12 @@ const PSEUDONYM_CACHE_ENTRIES = 10_000
  */
 export function pseudonymize(secret: string): (userId: string) => string {
   const key = createSecretKey(createHmac('sha256', 'authgw/pseudonym/v1').update(secret).digest())
-  const memo = new BoundedCache<string>(PSEUDONYM_CACHE_ENTRIES)
+  const memo = new LRUCache<string, string>({ max: PSEUDONYM_CACHE_ENTRIES })
   return (userId) => {
-    const known = memo.get(userId, 0)
+    const known = memo.get(userId)
     if (known !== undefined) return known
     const pseudo = createHmac('sha256', key).update(userId).digest('hex').slice(0, 16)
-    memo.set(userId, pseudo, Number.POSITIVE_INFINITY)
+    memo.set(userId, pseudo)
     return pseudo
   }
 }

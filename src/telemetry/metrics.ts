@@ -3,6 +3,7 @@
 // keeps them in step): add series, never rename.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import {
+  AuthDisagreementReason,
   AuthReason,
   DbOperation,
   JwksRefreshOutcome,
@@ -10,6 +11,7 @@ import {
   Mechanism,
   NoCredentialReason,
   Outcome,
+  SessionNullReason,
   SessionReason,
   SignInMethod,
   SignInOutcome,
@@ -237,7 +239,7 @@ export function createMetrics(registry: Registry, info: { config: ConfigInfoLabe
   for (const [source, mechanism, reason] of unauthorizedCombinations()) {
     unauthorized.inc({ labels: { source, mechanism, reason }, value: 0 })
   }
-  for (const reason of valuesOf(SessionReason)) sessionNulls.inc({ reason }, 0)
+  for (const reason of valuesOf(SessionNullReason)) sessionNulls.inc({ reason }, 0)
   for (const reason of valuesOf(JwtReason)) jwtValidationFailures.inc({ labels: { reason }, value: 0 })
   for (const kind of valuesOf(TokenKind)) {
     for (const via of valuesOf(TokenVia)) {
@@ -306,7 +308,7 @@ export function createMetrics(registry: Registry, info: { config: ConfigInfoLabe
     unauthorized(source: UnauthorizedSource, mechanism: Mechanism, reason: UnauthorizedReason, e: Exemplar) {
       unauthorized.inc({ labels: { source, mechanism, reason }, value: 1, exemplarLabels: exemplar(e) })
     },
-    sessionNull(reason: SessionReason) {
+    sessionNull(reason: SessionNullReason) {
       sessionNulls.inc({ reason })
     },
     jwtFailure(reason: JwtReason, e: Exemplar) {
@@ -380,6 +382,7 @@ export function unauthorizedCombinations(): Array<[UnauthorizedSource, Mechanism
   out.push(['gateway', 'none', NoCredentialReason.no_credentials])
   for (const r of valuesOf(AuthReason)) out.push(['auth', 'none', r])
   for (const r of valuesOf(SessionReason)) out.push(['auth', 'session', r])
+  for (const r of valuesOf(AuthDisagreementReason)) out.push(['auth', 'session', r])
   for (const m of [Mechanism.session, Mechanism.jwt, Mechanism.none]) out.push(['upstream', m, UpstreamRejectReason.upstream_rejected])
   return out
 }

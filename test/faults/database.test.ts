@@ -3,6 +3,7 @@
 // with its reason, never a 401, and the gateway recovers without a restart.
 import t from 'tap'
 import { Client, PASSWORD, uniqueEmail } from '../helpers/client.ts'
+import type { Res } from '../helpers/client.ts'
 import { startTestGateway } from '../helpers/gateway.ts'
 import { delta, scrape, sumOf } from '../helpers/metrics.ts'
 import { startPrivatePostgres } from '../helpers/private-postgres.ts'
@@ -111,6 +112,83 @@ t.test('database stopped, then restarted under a running gateway', async (t) => 
     const again = await new Client(gw.url).signIn(email, PASSWORD)
     t.equal(again.status, 200, `sign-in works again: ${again.text}`)
     t.equal((await c.get('/api/auth/token')).status, 200, 'token endpoint works again')
+  })
+})
+
+t.test('database stopped while sessions are cached (default SESSION_CACHE_TTL_SECONDS): better-auth\'s 401s and 500s become 503', async (t) => {
+  const pg = await startPrivatePostgres(t)
+  const upstream = await recordingUpstream(t)
+  const gw = await startTestGateway(t, { databaseUrl: pg.url, upstreamUrl: upstream.url, env: { DB_CONNECT_TIMEOUT_MS: '1000' } })
+  t.equal(gw.config.session.cacheTtlSeconds, 30, 'the default session cache TTL')
+  // Signed in, used the API (session and the gateway's JWT for it cached), asked for a token.
+  const c = new Client(gw.url)
+  t.equal((await c.signUp(uniqueEmail('db-cached'), PASSWORD)).status, 200)
+  t.equal((await c.get('/api/orders')).status, 200)
+  t.equal((await c.get('/api/auth/token')).status, 200)
+  // Signed in and seen by /api/auth/get-session only: its session is cached, no JWT minted for it yet.
+  const fresh = new Client(gw.url)
+  t.equal((await fresh.signUp(uniqueEmail('db-cached-unminted'), PASSWORD)).status, 200)
+  t.equal((await fresh.get('/api/auth/get-session')).status, 200)
+
+  await pg.stop()
+  const before = await scrape(gw)
+
+  t.test("every endpoint behind better-auth's session check answers 503 store_unavailable, and signs nobody out", async (t) => {
+    const calls: Array<[string, () => Promise<Res>]> = [
+      ['GET /api/auth/token', () => c.get('/api/auth/token')],
+      ['GET /api/auth/get-session', () => c.get('/api/auth/get-session')],
+      ['GET /api/auth/list-sessions', () => c.get('/api/auth/list-sessions')],
+      ['POST /api/auth/update-user', () => c.post('/api/auth/update-user', { name: 'Renamed During Outage' })],
+      ['POST /api/auth/change-password', () => c.post('/api/auth/change-password', { currentPassword: PASSWORD, newPassword: `${PASSWORD} new` })],
+      ['POST /api/auth/revoke-other-sessions', () => c.post('/api/auth/revoke-other-sessions', {})],
+    ]
+    for (const [what, call] of calls) {
+      const jar = new Map(c.jar)
+      const r = await call()
+      t.equal(r.status, 503, `${what}: ${r.text}`)
+      t.match(r.body, { error: 'service_unavailable', reason: 'store_unavailable' }, what)
+      t.equal(r.headers.get('retry-after'), '5', what)
+      t.same(r.headers.getSetCookie(), [], `${what}: no Set-Cookie (the outage clears no cookie)`)
+      t.same(c.jar, jar, `${what}: the client keeps its cookies`)
+    }
+  })
+
+  t.test('the API keeps serving the cached session and its cached JWT', async (t) => {
+    const r = await c.get('/api/orders')
+    t.equal(r.status, 200, r.text)
+  })
+
+  t.test('a cached session without a cached JWT: 503, counted as a database error of token_mint', async (t) => {
+    const b = await scrape(gw)
+    const r = await fresh.get('/api/orders')
+    t.equal(r.status, 503, r.text)
+    t.equal(r.body.reason, 'store_unavailable')
+    const d = delta(b, await scrape(gw))
+    t.equal(d.get('authgw_db_errors_total{operation="token_mint"}'), 1, 'db_errors{token_mint}')
+    t.equal(d.get('authgw_token_issue_failures_total{reason="store_unavailable"}'), 1)
+    t.equal(d.get('authgw_token_issue_failures_total{reason="signing_failed"}') ?? 0, 0, 'not mistaken for a key problem')
+    t.equal(d.get('authgw_db_errors_total{operation="session_lookup"}') ?? 0, 0, 'the session itself came from the cache')
+  })
+
+  t.test('nothing was counted as a 401', async (t) => {
+    const after = await scrape(gw)
+    const d = delta(before, after)
+    t.equal(unauthorized(after) - unauthorized(before), 0, 'no 401 of any reason')
+    t.equal(sumOf(after, 'authgw_session_nulls_total') - sumOf(before, 'authgw_session_nulls_total'), 0, 'no session null')
+    t.ok((d.get('authgw_auth_unavailable_total{mechanism="session",reason="store_unavailable"}') ?? 0) >= 7, 'auth_unavailable{store_unavailable}')
+    t.equal(d.get('authgw_token_issue_failures_total{reason="no_session"}') ?? 0, 0)
+    const lines = gw.logs.accessLines().filter((l) => String(l.route).startsWith('/api/auth/') && l.status === 503)
+    t.equal(lines.length, 6, 'one 503 access line per better-auth call')
+    t.same(lines.filter((l) => l.reason !== 'store_unavailable' || l.outcome !== 'error' || l.mechanism !== 'session'), [], 'each with reason store_unavailable')
+  })
+
+  t.test('restarted: the same cookies work again', async (t) => {
+    await pg.start()
+    await eventually(async () => ((await c.get('/api/auth/token')).status === 200 ? true : undefined), { limitMs: 20_000, everyMs: 100, what: '/api/auth/token 200' })
+    const s = await c.get('/api/auth/get-session')
+    t.equal(s.status, 200)
+    t.equal(s.body?.user?.name, 'Test User', 'the update made during the outage did not happen')
+    t.equal((await fresh.get('/api/orders')).status, 200)
   })
 })
 

@@ -1,11 +1,12 @@
 // better-auth key rotation seen through the gateway's in-memory JWKS, and
 // the unknown-kid refresh cooldown under a burst of junk kids.
 import { randomBytes } from 'node:crypto'
+import pg from 'pg'
 import t from 'tap'
 import { Client, PASSWORD, uniqueEmail } from '../helpers/client.ts'
 import { startTestGateway } from '../helpers/gateway.ts'
 import { delta, scrape, sumOf } from '../helpers/metrics.ts'
-import { recordingUpstream, sleep } from './support.ts'
+import { eventually, recordingUpstream, sleep } from './support.ts'
 
 const refreshes = (outcome: string) => `authgw_jwks_refreshes_total{outcome="${outcome}"}`
 const kidOf = (jwt: string) => (JSON.parse(Buffer.from(jwt.split('.')[0]!, 'base64url').toString('utf8')) as { kid: string }).kid
@@ -90,4 +91,48 @@ t.test('a burst of unknown kids: at most one refresh per cooldown', async (t) =>
   t.equal(end.get(refreshes('failure')) ?? 0, 0)
 
   t.equal((await new Client(gw.url).get('/api/orders', { headers: { authorization: `Bearer ${valid}` } })).status, 200, 'valid tokens unaffected')
+})
+
+t.test('a signing key removed from the jwks table stops being trusted at the next JWKS refresh, cached or not', async (t) => {
+  const upstream = await recordingUpstream(t)
+  const gw = await startTestGateway(t, {
+    upstreamUrl: upstream.url,
+    env: { JWKS_REFRESH_INTERVAL_SECONDS: '1', JWKS_ROTATION_INTERVAL_SECONDS: '1', JWKS_GRACE_PERIOD_SECONDS: '3600' },
+  })
+  const c = new Client(gw.url)
+  t.equal((await c.signUp(uniqueEmail('key-removed'), PASSWORD)).status, 200)
+  const old = await c.token()
+  const bearer = (jwt: string) => new Client(gw.url).get('/api/orders', { headers: { authorization: `Bearer ${jwt}` } })
+  t.equal((await bearer(old)).status, 200, 'accepted, and now in the verify-once cache')
+  t.equal((await c.get('/api/orders')).status, 200, 'the cookie session: the gateway minted (and cached) a JWT with the same key')
+  const forwardedKid = () => kidOf(String(upstream.received.at(-1)?.headers.authorization).replace(/^Bearer /, ''))
+  t.equal(forwardedKid(), kidOf(old))
+
+  // A second key (rotation interval 1 s), then the first one deleted as an operator would.
+  const fresh = await eventually(
+    async () => {
+      const jwt = await c.token()
+      return kidOf(jwt) !== kidOf(old) ? jwt : undefined
+    },
+    { limitMs: 10_000, everyMs: 200, what: 'a token signed by a new key' },
+  )
+  const db = new pg.Client({ connectionString: gw.databaseUrl })
+  await db.connect()
+  t.teardown(() => db.end())
+  const before = await scrape(gw)
+  t.equal((await db.query('DELETE FROM jwks WHERE id = $1', [kidOf(old)])).rowCount, 1, 'the old key row deleted')
+  // The next background refresh (every second) sees the key set without it.
+  await eventually(
+    async () => ((delta(before, await scrape(gw)).get(refreshes('success')) ?? 0) >= 2 ? true : undefined),
+    { limitMs: 10_000, what: 'two JWKS refreshes after the deletion' },
+  )
+
+  const r = await bearer(old)
+  t.equal(r.status, 401, `a token of the removed key, still within the verify-once cache TTL: ${r.text}`)
+  t.equal(r.body.reason, 'kid_unknown')
+  t.equal((await bearer(fresh)).status, 200, 'tokens of the remaining key pass')
+  t.equal((await c.get('/api/orders')).status, 200)
+  const published = ((await (await fetch(`${gw.url}/api/auth/jwks`)).json()) as { keys: Array<{ kid: string }> }).keys.map((k) => k.kid)
+  t.not(forwardedKid(), kidOf(old), 'the JWT the gateway minted with the removed key is not forwarded any more')
+  t.ok(published.includes(forwardedKid()), 'the cookie session is forwarded with a JWT of a key the upstream can still find')
 })

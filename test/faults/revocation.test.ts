@@ -7,7 +7,7 @@ import { Client, PASSWORD, uniqueEmail } from '../helpers/client.ts'
 import { freshDatabaseUrl } from '../helpers/database.ts'
 import { startTestGateway } from '../helpers/gateway.ts'
 import { delta, scrape } from '../helpers/metrics.ts'
-import { recordingUpstream, sleep } from './support.ts'
+import { eventually, recordingUpstream, sleep } from './support.ts'
 
 const TTL_SECONDS = 1
 // Waiting a little past the TTL is what "within the TTL" means to a client.
@@ -68,4 +68,75 @@ t.test('sign-out and session deletion across two instances', async (t) => {
       t.equal(r.body.reason, 'session_not_found')
     }
   })
+})
+
+t.test('a lookup in flight when the session is revoked on the same instance does not bring it back', async (t) => {
+  // Default SESSION_CACHE_TTL_SECONDS (30): a revoked session cached by that
+  // lookup would be honoured for half a minute.
+  const databaseUrl = await freshDatabaseUrl(t)
+  const upstream = await recordingUpstream(t)
+  const gw = await startTestGateway(t, { databaseUrl, upstreamUrl: upstream.url })
+  const c = new Client(gw.url)
+  const signUp = await c.signUp(uniqueEmail('race'), PASSWORD)
+  t.equal(signUp.status, 200)
+  const userId = signUp.body.user.id as string
+  // Kept for after the sign-out, which clears the client's jar.
+  const cookie = c.cookieHeader
+
+  const db = new pg.Client({ connectionString: databaseUrl })
+  await db.connect()
+  t.teardown(() => db.end())
+  // The gateway's lookup joins "user". Put a view in front of the table whose
+  // row filter, for one user and once, waits for an advisory lock the test
+  // holds: the lookup is then blocked *after* its snapshot was taken, so it
+  // will still see the session row once it resumes, exactly like a lookup
+  // that read the row just before a revocation committed.
+  await db.query('ALTER TABLE "user" RENAME TO user_base')
+  // The first reader of the user's row after arming (a sequence: no row locks
+  // that would hold up other readers) is the one that waits.
+  await db.query('CREATE TABLE race_target (user_id text NOT NULL)')
+  await db.query('INSERT INTO race_target VALUES ($1)', [userId])
+  await db.query('CREATE SEQUENCE race_turn')
+  await db.query(`CREATE FUNCTION race_pause(uid text) RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
+    BEGIN
+      IF uid = (SELECT user_id FROM race_target) THEN
+        IF nextval('race_turn') = 1 THEN PERFORM pg_advisory_xact_lock_shared(4242); END IF;
+      END IF;
+      RETURN true;
+    END $$`)
+  await db.query('CREATE VIEW "user" AS SELECT * FROM user_base WHERE race_pause(id)')
+  await db.query('SELECT pg_advisory_lock(4242)')
+  let locked = true
+  const unlock = async () => {
+    if (locked) await db.query('SELECT pg_advisory_unlock(4242)')
+    locked = false
+  }
+  t.teardown(unlock)
+  await db.query('SELECT setval($1, 1, false)', ['race_turn'])
+
+  // The first use of the cookie on the API: a cache miss, blocked inside its query.
+  const inFlight = new Client(gw.url).get('/api/orders', { headers: { cookie } })
+  await eventually(
+    async () => {
+      const waiting = await db.query(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = 'advisory'`)
+      return waiting.rowCount === 1 ? true : undefined
+    },
+    { limitMs: 10_000, what: 'the session lookup waiting inside its query' },
+  )
+
+  // Signed out on this instance while that lookup waits.
+  const before = await scrape(gw)
+  const out = await c.post('/api/auth/sign-out', {})
+  t.equal(out.status, 200, out.text)
+  t.equal((await db.query('SELECT count(*)::int AS n FROM "session" WHERE "userId" = $1', [userId])).rows[0].n, 0, 'the session row is gone')
+  t.equal(delta(before, await scrape(gw)).get('authgw_sessions_revoked_total'), 1, 'the gateway saw the revocation')
+
+  await unlock()
+  const first = await inFlight
+  t.equal(first.status, 401, `the request whose lookup was overtaken by the revocation: ${first.text}`)
+  t.equal(first.body.reason, 'session_not_found')
+  const again = await new Client(gw.url).get('/api/orders', { headers: { cookie } })
+  t.equal(again.status, 401, `the next request with the revoked cookie, well within the cache TTL: ${again.text}`)
+  t.equal(again.body.reason, 'session_not_found')
+  t.equal(upstream.received.length, 0, 'nothing reached the upstream with the revoked session')
 })

@@ -64,6 +64,9 @@ t.test('replicas with different secrets', async (t) => {
     t.equal(r.body.reason, 'jwks_unavailable')
     const d = delta(before, await scrape(b))
     t.equal(d.get('authgw_token_issue_failures_total{reason="signing_failed"}'), 1)
+    // better-auth's BetterAuthError for a key it cannot decrypt: the key, not the store.
+    t.equal(d.get('authgw_token_issue_failures_total{reason="store_unavailable"}') ?? 0, 0)
+    t.equal(d.get('authgw_db_errors_total{operation="token_mint"}') ?? 0, 0, 'not a database error')
     t.equal(d.get('authgw_auth_unavailable_total{mechanism="session",reason="jwks_unavailable"}'), 1)
   })
 })

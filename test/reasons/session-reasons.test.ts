@@ -14,6 +14,7 @@ import type { Res } from '../helpers/client.ts'
 import { TEST_SECRET, startTestGateway } from '../helpers/gateway.ts'
 import type { TestGateway } from '../helpers/gateway.ts'
 import { delta, parseKey, scrape, seriesKey, unexpectedMovements } from '../helpers/metrics.ts'
+import { eventually } from '../faults/support.ts'
 
 const COOKIE = 'better-auth.session_token'
 const OTHER_SECRET = 'other-secret-Qm8Zr2Wx6Tn4Ls0Vb3Hy7Kd1Pj5Fc9Ge-authgw'
@@ -219,4 +220,83 @@ t.test('verify-once cookie cache: after a valid cookie is accepted, tampered var
     t.equal(res.body.reason, SessionReason.bad_signature, `${how}: bad_signature`)
   }
   t.equal((await send(gw, 'gateway', cookie(raw))).status, 200, 'the valid cookie still works')
+})
+
+/** A read-only database, as after a failover to a standby: reads answer, writes fail. Every open connection is ended so the setting applies. */
+async function setReadOnly(gw: TestGateway, on: boolean): Promise<void> {
+  const name = new URL(gw.databaseUrl).pathname.slice(1)
+  if (!/^[A-Za-z0-9_]+$/.test(name)) throw new Error(`unexpected database name ${name}`)
+  const admin = new URL(gw.databaseUrl)
+  admin.pathname = '/postgres'
+  await sql(admin.toString(), `ALTER DATABASE ${name} SET default_transaction_read_only = ${on ? 'on' : 'off'}`)
+  await sql(admin.toString(), 'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1', [name])
+  await eventually(
+    async () => {
+      if (gw.pool.totalCount !== 0) return undefined
+      const rows = (await gw.pool.query('SHOW transaction_read_only')).rows as Array<{ transaction_read_only: string }>
+      return rows[0]?.transaction_read_only === (on ? 'on' : 'off') ? true : undefined
+    },
+    { limitMs: 10_000, what: `gateway pool reconnected with read-only ${on}` },
+  )
+}
+
+t.test('auth_disagrees: better-auth refuses a session the gateway, re-reading a store that answers, finds valid', async (t) => {
+  // updateAge 1 s: better-auth's getSession must write a new expiry one second
+  // after sign-in, which a read-only database refuses.
+  const gw = await startTestGateway(t, { env: { SESSION_EXPIRES_IN_SECONDS: '3600', SESSION_UPDATE_AGE_SECONDS: '1' } })
+  const s = await freshSession(gw)
+  const cookie = { cookie: `${COOKIE}=${s.cookieValue}` }
+  t.equal((await send(gw, 'gateway', cookie)).status, 200, 'the session works')
+  // Due for extension in better-auth's eyes: expiresAt - expiresIn + updateAge <= now.
+  await eventually(
+    async () => {
+      const rows = await sql(gw.databaseUrl, 'SELECT "expiresAt" AS exp FROM "session" WHERE token = $1', [s.token])
+      return new Date(rows[0]?.exp as Date).getTime() - 3600_000 + 1000 <= Date.now() - 50 ? true : undefined
+    },
+    { limitMs: 10_000, what: 'session due for extension' },
+  )
+  await setReadOnly(gw, true)
+  t.teardown(() => setReadOnly(gw, false))
+
+  await t.test('/api/auth/token: 401 from better-auth, labelled auth_disagrees (not session_not_found)', async (t) => {
+    const before = await scrape(gw)
+    const res = await send(gw, 'auth', cookie)
+    const after = await scrape(gw)
+    t.equal(res.status, 401, res.text)
+    t.match(res.body, { code: 'UNAUTHORIZED' }, "better-auth's body goes out unchanged")
+    const expected = {
+      [seriesKey('authgw_unauthorized_total', { source: 'auth', mechanism: 'session', reason: 'auth_disagrees' })]: 1,
+      [seriesKey('authgw_session_nulls_total', { reason: 'auth_disagrees' })]: 1,
+      [seriesKey('authgw_token_issue_failures_total', { reason: 'no_session' })]: 1,
+      [seriesKey('authgw_http_request_duration_seconds_count', { method: 'GET', route: '/api/auth/token', status_code: 401 })]: 1,
+    }
+    t.same(unexpectedMovements(delta(before, after), expected), [], 'exactly the expected series moved')
+    const line = gw.logs.accessLines().find((r) => r.reqId === res.headers.get('x-request-id'))
+    t.match(line, { status: 401, route: '/api/auth/token', mechanism: 'session', outcome: 'denied', reason: 'auth_disagrees', source: 'auth', code: 'UNAUTHORIZED' })
+  })
+
+  await t.test('/api/auth/get-session: better-auth\'s 500 stays a 500 (the store answers; not a credential problem)', async (t) => {
+    const before = await scrape(gw)
+    const res = await new Client(gw.url).get('/api/auth/get-session', { headers: cookie })
+    const after = await scrape(gw)
+    t.equal(res.status, 500, res.text)
+    const expected = {
+      [seriesKey('authgw_http_request_duration_seconds_count', { method: 'GET', route: '/api/auth/get-session', status_code: 500 })]: 1,
+    }
+    t.same(unexpectedMovements(delta(before, after), expected), [], 'no 401, no session null, no unavailability')
+  })
+
+  await t.test('the protected API keeps serving the session; the failed extension is a session_refresh database error', async (t) => {
+    const before = await scrape(gw)
+    const res = await send(gw, 'gateway', cookie)
+    const d = delta(before, await scrape(gw))
+    t.equal(res.status, 200, res.text)
+    t.same(res.headers.getSetCookie(), [], 'no cookie: nothing was extended')
+    t.equal(d.get('authgw_db_errors_total{operation="session_refresh"}'), 1)
+    t.equal(d.get(seriesKey('authgw_auth_decisions_total', { mechanism: 'session', outcome: 'allowed' })), 1)
+    // Within the retry interval the next request does not ask better-auth again.
+    const again = await send(gw, 'gateway', cookie)
+    t.equal(again.status, 200)
+    t.equal(delta(before, await scrape(gw)).get('authgw_db_errors_total{operation="session_refresh"}'), 1, 'not retried on every request')
+  })
 })
