@@ -1,7 +1,9 @@
 // The better-auth instance: PostgreSQL through the injected pg.Pool,
 // email + password, the jwt plugin with pinned issuer/audience/algorithm.
-// See ../shared/notes/better-auth.md for why each option is set this way.
+// Each option says why it is set; the README's "How a request is decided"
+// and "Failure behaviour" describe what they add up to.
 import { betterAuth } from 'better-auth'
+import { isAPIError } from 'better-auth/api'
 import { jwt } from 'better-auth/plugins'
 import type { Pool } from 'pg'
 import type { Logger } from 'pino'
@@ -45,14 +47,32 @@ export function createAuth(config: ResolvedConfig, deps: { pool: Pool; log: Logg
     advanced: {
       ipAddress: { ipAddressHeaders: [CLIENT_IP_HEADER] },
     },
+    // Every line better-auth writes goes through pino, at pino's level.
     logger: {
-      level: 'warn',
+      level: betterAuthLevel(deps.log.level),
+      disabled: deps.log.level === 'silent',
+      disableColors: true,
       log(level, message, ...args) {
         // Only error names and messages: argument objects may carry request data.
         const errors = args.filter((a): a is Error => a instanceof Error).map((e) => ({ type: e.name, message: e.message }))
         // better-auth logs client mistakes ("Invalid origin") at error level;
         // without an Error attached they are warnings, not gateway failures.
         log[level === 'error' && errors.length === 0 ? 'warn' : level]({ errors: errors.length > 0 ? errors : undefined }, message)
+      },
+    },
+    // Without this handler better-auth's router logs every APIError (a 403
+    // for a request without Origin, a 400 for a bad body) through its global
+    // logger, which writes "ERROR [Better Auth]: …" with console.error, outside
+    // the `logger` option above. Client mistakes are already on the access
+    // line; only server-side failures are worth a line here.
+    onAPIError: {
+      onError(error) {
+        if (isAPIError(error) && error.statusCode < 500) {
+          log.debug({ status: error.statusCode, code: (error.body as { code?: string } | undefined)?.code }, 'request refused by better-auth')
+          return
+        }
+        const e = error instanceof Error ? error : new Error(String(error))
+        log.error({ errors: [{ type: e.name, message: e.message }] }, 'better-auth request failed')
       },
     },
     databaseHooks: {
@@ -93,6 +113,13 @@ export function createAuth(config: ResolvedConfig, deps: { pool: Pool; log: Logg
       }),
     ],
   })
+}
+
+/** better-auth's logger level for a pino level (better-auth has no trace or fatal). */
+function betterAuthLevel(level: string): 'debug' | 'info' | 'warn' | 'error' {
+  if (level === 'trace' || level === 'debug') return 'debug'
+  if (level === 'info' || level === 'warn') return level
+  return 'error'
 }
 
 /** The identity claims every JWT carries (token endpoint and gateway exchange alike). */
