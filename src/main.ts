@@ -25,6 +25,14 @@ try {
 }
 
 const log = createLogger(config.logLevel, stdoutDestination(config.logSync))
+// Node's default for these is a stack trace on stderr: a JSON line instead.
+for (const event of ['uncaughtException', 'unhandledRejection'] as const) {
+  process.on(event, (err: unknown) => {
+    const e = err instanceof Error ? err : new Error(String(err))
+    log.fatal({ event, err: { type: e.name, message: e.message, stack: e.stack } }, 'crashed')
+    process.exit(1)
+  })
+}
 const dev = await applyDevDefaults(config, { dataDir: join(root, '.data'), log }).catch((err: unknown) => {
   log.fatal({ err: { message: (err as Error).message } }, 'startup failed')
   process.exit(1)

@@ -3,7 +3,6 @@
 // Each option says why it is set; the README's "How a request is decided"
 // and "Failure behaviour" describe what they add up to.
 import { betterAuth } from 'better-auth'
-import { isAPIError } from 'better-auth/api'
 import { jwt } from 'better-auth/plugins'
 import type { Pool } from 'pg'
 import type { Logger } from 'pino'
@@ -31,7 +30,7 @@ export function createAuth(config: ResolvedConfig, deps: { pool: Pool; log: Logg
   const alg = (config.jwt.algorithms[0] ?? 'EdDSA') as JwtAlg
   const cookieCacheMaxAge = config.session.cookieCacheMaxAge
 
-  return betterAuth({
+  const auth = betterAuth({
     appName: 'authgw',
     database: deps.pool,
     secret: config.secret,
@@ -60,21 +59,15 @@ export function createAuth(config: ResolvedConfig, deps: { pool: Pool; log: Logg
         log[level === 'error' && errors.length === 0 ? 'warn' : level]({ errors: errors.length > 0 ? errors : undefined }, message)
       },
     },
-    // Without this handler better-auth's router logs every APIError (a 403
-    // for a request without Origin, a 400 for a bad body) through its global
-    // logger, which writes "ERROR [Better Auth]: …" with console.error, outside
-    // the `logger` option above. Client mistakes are already on the access
-    // line; only server-side failures are worth a line here.
-    onAPIError: {
-      onError(error) {
-        if (isAPIError(error) && error.statusCode < 500) {
-          log.debug({ status: error.statusCode, code: (error.body as { code?: string } | undefined)?.code }, 'request refused by better-auth')
-          return
-        }
-        const e = error instanceof Error ? error : new Error(String(error))
-        log.error({ errors: [{ type: e.name, message: e.message }] }, 'better-auth request failed')
-      },
-    },
+    // better-auth's router writes outside the `logger` option: every APIError
+    // (a 403 for a request without Origin, a 400 for a bad body) through its
+    // global logger ("ERROR [Better Auth]: …" via console.error), and any other
+    // error as "# SERVER_ERROR:" with console.error (better-call's router).
+    // `throw` skips both: APIErrors still become their responses, other errors
+    // leave auth.handler, which answers them below as better-call would (500,
+    // empty body) after logging them through pino. Client mistakes are already
+    // on the access line.
+    onAPIError: { throw: true },
     databaseHooks: {
       session: {
         delete: {
@@ -113,6 +106,22 @@ export function createAuth(config: ResolvedConfig, deps: { pool: Pool; log: Logg
       }),
     ],
   })
+  return answerServerErrors(auth, log)
+}
+
+/** auth.handler, answering what escapes better-auth's router with a logged 500 instead of a console line. */
+function answerServerErrors<A extends { handler: (request: Request) => Promise<Response> }>(auth: A, log: Logger): A {
+  const handle = auth.handler
+  auth.handler = async (request) => {
+    try {
+      return await handle(request)
+    } catch (err) {
+      const e = err instanceof Error ? err : new Error(String(err))
+      log.error({ errors: [{ type: e.name, message: e.message, code: (e as { code?: string }).code }] }, 'better-auth request failed')
+      return new Response(null, { status: 500, statusText: 'Internal Server Error' })
+    }
+  }
+  return auth
 }
 
 /** better-auth's logger level for a pino level (better-auth has no trace or fatal). */

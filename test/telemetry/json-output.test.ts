@@ -4,11 +4,22 @@
 // "ERROR [Better Auth]" line to stderr for each one), malformed requests, and
 // a graceful shutdown.
 import t from 'tap'
-import { rawRequest, recordingUpstream } from '../faults/support.ts'
+import { eventually, rawRequest, recordingUpstream } from '../faults/support.ts'
 import { spawnNode } from '../fixtures/node-process.ts'
+import type { NodeProcess } from '../fixtures/node-process.ts'
 import { Client, PASSWORD, uniqueEmail } from '../helpers/client.ts'
 import { freshDatabaseUrl } from '../helpers/database.ts'
 import { TEST_SECRET, freePort } from '../helpers/gateway.ts'
+
+/** The startup line; the bound only keeps a broken start from hanging the test (a loaded CI machine is slow). */
+const startedUp = (child: NodeProcess) =>
+  eventually(
+    async () => {
+      if ((await Promise.race([child.exited, Promise.resolve('running')])) !== 'running') throw new Error(`exited early: ${child.stderr.join('\n')}`)
+      return child.records().find((r) => r.event === 'startup')
+    },
+    { limitMs: 90_000, what: 'authgw started' },
+  )
 
 t.test('every stdout and stderr line of a gateway run is a JSON object', async (t) => {
   const [port, metricsPort] = [await freePort(), await freePort()]
@@ -23,7 +34,7 @@ t.test('every stdout and stderr line of a gateway run is a JSON object', async (
     HOST: '127.0.0.1',
     LOG_SYNC: 'true',
   })
-  await child.waitForRecord((r) => r.event === 'startup', 'startup')
+  await startedUp(child)
   const base = `http://127.0.0.1:${port}`
 
   const c = new Client(base)
