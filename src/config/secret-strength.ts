@@ -10,9 +10,8 @@
 //     (base64 of a phrase looks random to any estimator).
 // A machine-made secret (`openssl rand -base64 32`) scores close to one
 // decimal digit per character; anything a person made up scores far less.
-import { ZxcvbnFactory } from '@zxcvbn-ts/core'
-import { adjacencyGraphs, dictionary as commonDictionary } from '@zxcvbn-ts/language-common'
-import { dictionary as englishDictionary } from '@zxcvbn-ts/language-en'
+import { createRequire } from 'node:module'
+import type { ZxcvbnFactory } from '@zxcvbn-ts/core'
 
 export const MIN_SECRET_LENGTH = 32
 
@@ -43,11 +42,18 @@ const CONTEXT_WORDS = [
 
 let factory: ZxcvbnFactory | undefined
 function zxcvbn(): ZxcvbnFactory {
-  // Built on first use (~0.1–0.4 s: dictionaries into maps), so a gateway
-  // whose secret is never checked (development, tests) never pays it.
-  factory ??= new ZxcvbnFactory({
-    dictionary: { ...commonDictionary, ...englishDictionary, context: CONTEXT_WORDS },
-    graphs: adjacencyGraphs,
+  // Loaded and built on first use (the dictionaries are megabytes of source,
+  // then maps), so a process whose secret is never checked (development,
+  // tests) never pays for them. The packages are CommonJS: require is
+  // synchronous, as loadConfig is.
+  if (factory !== undefined) return factory
+  const require = createRequire(import.meta.url)
+  const { ZxcvbnFactory: Factory } = require('@zxcvbn-ts/core') as typeof import('@zxcvbn-ts/core')
+  const common = require('@zxcvbn-ts/language-common') as typeof import('@zxcvbn-ts/language-common')
+  const english = require('@zxcvbn-ts/language-en') as typeof import('@zxcvbn-ts/language-en')
+  factory = new Factory({
+    dictionary: { ...common.dictionary, ...english.dictionary, context: CONTEXT_WORDS },
+    graphs: common.adjacencyGraphs,
     // Each extra substitution multiplies the l33t matcher's work; three keep a
     // check at a few ms and still see "p@ssw0rd", "s3cr3t", "l0ng".
     l33tMaxSubstitutions: 3,
@@ -56,19 +62,27 @@ function zxcvbn(): ZxcvbnFactory {
 }
 
 /**
- * zxcvbn's log10 guesses: the lowest of the whole string, its words summed,
- * and its words summed once l33t digits are read as letters ("S3cr3tK3y"
- * split at digits is a dozen one-letter words; read as "SecretKey" it is two).
+ * Whether zxcvbn's lowest estimate of `text` reaches `needed` (log10
+ * guesses). Three estimates: the whole string, its words summed, and its words
+ * summed once l33t digits are read as letters ("S3cr3tK3y" split at digits is
+ * a dozen one-letter words; read as "SecretKey" it is two). A sum stops as
+ * soon as it reaches `needed`: every word adds a non-negative amount.
  */
-function estimate(text: string): number {
+function reaches(text: string, needed: number): boolean {
   const z = zxcvbn()
-  const sumOfWords = (words: string[]) => words.reduce((sum, w) => sum + z.check(w).guessesLog10, 0)
-  let lowest = z.check(text).guessesLog10
+  const sumReaches = (words: string[]) => {
+    let sum = 0
+    for (const w of words) {
+      sum += z.check(w).guessesLog10
+      if (sum >= needed) return true
+    }
+    return false
+  }
+  if (z.check(text).guessesLog10 < needed) return false
   const words = splitWords(text, true)
-  if (words.length > 1) lowest = Math.min(lowest, sumOfWords(words))
+  if (words.length > 1 && !sumReaches(words)) return false
   const unleet = text.replace(/[013457@$!]/g, (c) => L33T[c] ?? c)
-  if (unleet !== text) lowest = Math.min(lowest, sumOfWords(splitWords(unleet, false)))
-  return lowest
+  return unleet === text || sumReaches(splitWords(unleet, false))
 }
 
 const L33T: Record<string, string> = { '0': 'o', '1': 'i', '3': 'e', '4': 'a', '5': 's', '7': 't', '@': 'a', $: 's', '!': 'i' }
@@ -104,11 +118,11 @@ export function secretWeakness(secret: string): string | undefined {
   if (secret.length < MIN_SECRET_LENGTH) return `shorter than ${MIN_SECRET_LENGTH} characters; ${SECRET_ADVICE}`
   // Layers of encoding (base64 of base64 of a word) are peeled one by one.
   for (let inner = decodeOnce(secret), depth = 0; inner !== undefined && depth < 4; inner = decodeOnce(inner), depth++) {
-    if (estimate(inner) < required(inner.length)) {
+    if (!reaches(inner, required(inner.length))) {
       return `it is an encoding of guessable text (hex or base64 of words, a date, a sequence); ${SECRET_ADVICE}`
     }
   }
-  if (estimate(secret) < required(secret.length)) {
+  if (!reaches(secret, required(secret.length))) {
     return `it is guessable (words, a phrase, a sequence, a repeat or a keyboard pattern); ${SECRET_ADVICE}`
   }
   return undefined

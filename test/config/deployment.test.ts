@@ -24,7 +24,7 @@ function files(dir: string): string[] {
 /** Package names a file imports: static, dynamic, and import.meta.resolve. */
 function importedPackages(path: string): string[] {
   const source = read(path)
-  const specifiers = [...source.matchAll(/(?:\bfrom\s+|\bimport\s*\(\s*|\bimport\s+|import\.meta\.resolve\(\s*)['"]([^'"]+)['"]/g)].map((m) => m[1] as string)
+  const specifiers = [...source.matchAll(/(?:\bfrom\s+|\bimport\s*\(\s*|\bimport\s+|\brequire\(\s*|import\.meta\.resolve\(\s*)['"]([^'"]+)['"]/g)].map((m) => m[1] as string)
   return specifiers
     .filter((s) => !s.startsWith('.') && !s.startsWith('node:') && !builtinModules.includes(s))
     .map((s) => (s.startsWith('@') ? s.split('/').slice(0, 2).join('/') : (s.split('/')[0] as string)))
