@@ -106,6 +106,16 @@ t.test('production refuses the weak secrets that used to start, saying how to ma
   t.same(problemsOf({ ...PRODUCTION, BETTER_AUTH_SECRET: randomBytes(32).toString('base64') }), [], 'openssl rand -base64 32 passes')
 })
 
+t.test('check-config refuses a weak secret whatever NODE_ENV says', async (t) => {
+  for (const secret of ISSUE_SECRETS) {
+    const lines = await checkConfig({ DATABASE_URL: 'postgres://x@127.0.0.1:1/y', BETTER_AUTH_SECRET: secret, BETTER_AUTH_URL: 'http://a.example', UPSTREAM_URL: 'http://u.example' })
+    const weak = lines.find((l) => l.check === 'config' && !l.ok && l.detail.startsWith('BETTER_AUTH_SECRET is too weak'))
+    t.ok(weak, `refused: ${secret}`)
+    t.match(weak?.detail, /openssl rand -base64 32/)
+    t.notOk(JSON.stringify(lines).includes(secret), 'not echoed')
+  }
+})
+
 t.test("better-auth's default secret is refused before better-auth sees it", async (t) => {
   const r = spawnSync(NODE, ['src/main.ts'], {
     env: { PATH: process.env.PATH ?? '', ...PRODUCTION, BETTER_AUTH_SECRET: 'better-auth-secret-12345678901234567890' },
