@@ -1,21 +1,27 @@
 # The gateway, the demo upstream and the traffic generator share this image.
 #   docker build -t authgw:dev .
-# Node 24 runs the TypeScript sources directly (type stripping); there is no build step.
+# Node 24 runs the TypeScript sources directly (type stripping); there is no
+# build step. The base image provides Node 24 (the `node` devDependency pins
+# the same version for npm scripts outside the image), so only production
+# dependencies are installed: the demo upstream needs fastify and jose, the
+# traffic generator nothing but Node's fetch. Install scripts are skipped: they
+# only fetch that runtime and set up embedded PostgreSQL, which the image does
+# not use (DATABASE_URL points at the postgres service).
 FROM node:24.21.0-bookworm-slim
 
 WORKDIR /app
 
-# `npm ci --omit=dev` is not an option: the pinned `node` runtime is a
-# devDependency, and the traffic generator uses dev tooling. Install scripts
-# are skipped: they only fetch that runtime and embedded PostgreSQL, which the
-# image gets from the base image and the postgres service.
 COPY package.json package-lock.json .npmrc ./
-RUN npm ci --ignore-scripts --no-audit --no-fund && npm cache clean --force
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 
 COPY src ./src
 COPY scripts ./scripts
 
 ENV NODE_ENV=production
+# Inside a container the gateway must listen on every interface; production
+# otherwise requires HOST to be set explicitly.
+ENV HOST=0.0.0.0
+# Files stay owned by root and read-only to the process.
 USER node
 
 EXPOSE 3000 9464

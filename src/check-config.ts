@@ -1,11 +1,14 @@
-// `npm run check-config`: the deploy-time check. Validates the environment,
-// connects to the database, reports migration state and whether the JWKS URL
-// answers with keys. Exit 0 when all is well, 1 otherwise; never prints a secret.
+// `npm run check-config`: the deploy-time check. Validates the environment
+// (a weak BETTER_AUTH_SECRET fails here whatever NODE_ENV says), connects to
+// the database, reports migration state, proves the secret by a test signing
+// with the stored keys, and checks that the JWKS URL answers with keys. Exit 0
+// when all is well, 1 otherwise; never prints a secret.
 import { createAuth } from './auth/better-auth.ts'
 import { ConfigError, deriveUrlDefaults, loadConfig } from './config/load.ts'
 import type { Config } from './config/load.ts'
 import { migrationState } from './db/migrate.ts'
 import { checkConnectivity, createPool, describeDatabase } from './db/pool.ts'
+import { SigningState, trySigning } from './health/signing-check.ts'
 import { secretFingerprint } from './telemetry/fingerprint.ts'
 import { createLogger } from './telemetry/logging.ts'
 
@@ -15,7 +18,7 @@ export async function checkConfig(env: Record<string, string | undefined>): Prom
   const lines: Line[] = []
   let config: Config
   try {
-    config = loadConfig(env)
+    config = loadConfig(env, { strictSecret: true })
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err
     for (const p of err.problems) lines.push({ ok: false, check: 'config', detail: p })
@@ -33,7 +36,7 @@ export async function checkConfig(env: Record<string, string | undefined>): Prom
     baseUrl: config.baseUrl as string,
     upstreamUrl: config.upstreamUrl as string,
   })
-  lines.push({ ok: true, check: 'config', detail: `valid; secret fingerprint ${secretFingerprint(resolved.secret)}, issuer ${resolved.issuer}, audience ${resolved.audience}` })
+  lines.push({ ok: true, check: 'config', detail: `valid; secret fingerprint ${secretFingerprint(resolved.secret, resolved.issuer)}, issuer ${resolved.issuer}, audience ${resolved.audience}` })
 
   const pool = createPool(resolved.databaseUrl, { ...resolved.pool, max: 2 })
   try {
@@ -47,6 +50,21 @@ export async function checkConfig(env: Record<string, string | undefined>): Prom
       check: 'migrations',
       detail: pending.length === 0 ? 'up to date' : `pending (applied at startup): ${pending.join(', ')}`,
     })
+    // Only against a live stored key: with none, signJWT would create one
+    // encrypted under the secret being checked, which may be the wrong one.
+    const live = state.pendingTables.includes('jwks')
+      ? 0
+      : Number((await pool.query<{ n: string }>('SELECT count(*) AS n FROM jwks WHERE "expiresAt" IS NULL OR "expiresAt" > now()')).rows[0]?.n ?? 0)
+    if (live === 0) {
+      lines.push({ ok: true, check: 'signing', detail: 'no signing key stored yet (the gateway creates one at its first start)' })
+    } else {
+      const signing = await trySigning(auth)
+      lines.push(
+        signing.state === SigningState.ok
+          ? { ok: true, check: 'signing', detail: 'BETTER_AUTH_SECRET decrypts the stored signing keys (test signing succeeded)' }
+          : { ok: false, check: 'signing', detail: signing.detail ?? signing.state },
+      )
+    }
   } catch (err) {
     lines.push({ ok: false, check: 'database', detail: (err as Error).message })
   } finally {

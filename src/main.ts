@@ -1,10 +1,11 @@
 // Entry point: load config → development defaults → start → signals.
-// The only place that calls process.exit.
+// The only place that calls process.exit. Every line it writes is JSON, fatal
+// ones included.
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { applyDevDefaults } from './config/dev-defaults.ts'
 import { ConfigError, loadConfig } from './config/load.ts'
-import { startGateway } from './start.ts'
+import { ListenError, startGateway } from './start.ts'
 import { createLogger, stdoutDestination } from './telemetry/logging.ts'
 import { shutdownTracing } from './telemetry/tracing.ts'
 
@@ -16,19 +17,29 @@ try {
   config = loadConfig(process.env)
 } catch (err) {
   if (err instanceof ConfigError) {
-    process.stderr.write(`authgw: ${err.message}\n`)
+    // LOG_LEVEL itself may be what is wrong: this line is written whatever it says.
+    createLogger('info', stdoutDestination(true)).fatal({ event: 'config_invalid', problems: err.problems }, 'invalid configuration')
     process.exit(1)
   }
   throw err
 }
 
 const log = createLogger(config.logLevel, stdoutDestination(config.logSync))
+// Node's default for these is a stack trace on stderr: a JSON line instead.
+for (const event of ['uncaughtException', 'unhandledRejection'] as const) {
+  process.on(event, (err: unknown) => {
+    const e = err instanceof Error ? err : new Error(String(err))
+    log.fatal({ event, err: { type: e.name, message: e.message, stack: e.stack } }, 'crashed')
+    process.exit(1)
+  })
+}
 const dev = await applyDevDefaults(config, { dataDir: join(root, '.data'), log }).catch((err: unknown) => {
   log.fatal({ err: { message: (err as Error).message } }, 'startup failed')
   process.exit(1)
 })
 const running = await startGateway(dev.config, { logger: log, version }).catch(async (err: unknown) => {
-  log.fatal({ err: { message: (err as Error).message, code: (err as { code?: string }).code } }, 'startup failed')
+  const setting = err instanceof ListenError ? err.setting : undefined
+  log.fatal({ event: 'startup_failed', setting, err: { message: (err as Error).message, code: (err as { code?: string }).code } }, 'startup failed')
   await dev.close()
   process.exit(1)
 })

@@ -74,7 +74,7 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
       audience: config.audience,
       jwks_url: config.jwksUrl,
       cookie_prefix: cookiePrefix,
-      secret_fingerprint: secretFingerprint(config.secret),
+      secret_fingerprint: secretFingerprint(config.secret, config.issuer),
     },
   })
 

@@ -1,6 +1,7 @@
 // The better-auth instance: PostgreSQL through the injected pg.Pool,
 // email + password, the jwt plugin with pinned issuer/audience/algorithm.
-// See ../shared/notes/better-auth.md for why each option is set this way.
+// Each option says why it is set; the README's "How a request is decided"
+// and "Failure behaviour" describe what they add up to.
 import { betterAuth } from 'better-auth'
 import { jwt } from 'better-auth/plugins'
 import type { Pool } from 'pg'
@@ -29,7 +30,7 @@ export function createAuth(config: ResolvedConfig, deps: { pool: Pool; log: Logg
   const alg = (config.jwt.algorithms[0] ?? 'EdDSA') as JwtAlg
   const cookieCacheMaxAge = config.session.cookieCacheMaxAge
 
-  return betterAuth({
+  const auth = betterAuth({
     appName: 'authgw',
     database: deps.pool,
     secret: config.secret,
@@ -49,8 +50,11 @@ export function createAuth(config: ResolvedConfig, deps: { pool: Pool; log: Logg
     advanced: {
       ipAddress: { ipAddressHeaders: [CLIENT_IP_HEADER] },
     },
+    // Every line better-auth writes goes through pino, at pino's level.
     logger: {
-      level: 'warn',
+      level: betterAuthLevel(deps.log.level),
+      disabled: deps.log.level === 'silent',
+      disableColors: true,
       log(level, message, ...args) {
         // Only error names and messages: argument objects may carry request data.
         const errors = args.filter((a): a is Error => a instanceof Error).map((e) => ({ type: e.name, message: e.message }))
@@ -59,6 +63,15 @@ export function createAuth(config: ResolvedConfig, deps: { pool: Pool; log: Logg
         log[level === 'error' && errors.length === 0 ? 'warn' : level]({ errors: errors.length > 0 ? errors : undefined }, message)
       },
     },
+    // better-auth's router writes outside the `logger` option: every APIError
+    // (a 403 for a request without Origin, a 400 for a bad body) through its
+    // global logger ("ERROR [Better Auth]: …" via console.error), and any other
+    // error as "# SERVER_ERROR:" with console.error (better-call's router).
+    // `throw` skips both: APIErrors still become their responses, other errors
+    // leave auth.handler, which answers them below as better-call would (500,
+    // empty body) after logging them through pino. Client mistakes are already
+    // on the access line.
+    onAPIError: { throw: true },
     databaseHooks: {
       session: {
         delete: {
@@ -97,6 +110,29 @@ export function createAuth(config: ResolvedConfig, deps: { pool: Pool; log: Logg
       }),
     ],
   })
+  return answerServerErrors(auth, log)
+}
+
+/** auth.handler, answering what escapes better-auth's router with a logged 500 instead of a console line. */
+function answerServerErrors<A extends { handler: (request: Request) => Promise<Response> }>(auth: A, log: Logger): A {
+  const handle = auth.handler
+  auth.handler = async (request) => {
+    try {
+      return await handle(request)
+    } catch (err) {
+      const e = err instanceof Error ? err : new Error(String(err))
+      log.error({ errors: [{ type: e.name, message: e.message, code: (e as { code?: string }).code }] }, 'better-auth request failed')
+      return new Response(null, { status: 500, statusText: 'Internal Server Error' })
+    }
+  }
+  return auth
+}
+
+/** better-auth's logger level for a pino level (better-auth has no trace or fatal). */
+function betterAuthLevel(level: string): 'debug' | 'info' | 'warn' | 'error' {
+  if (level === 'trace' || level === 'debug') return 'debug'
+  if (level === 'info' || level === 'warn') return level
+  return 'error'
 }
 
 /** The identity claims every JWT carries (token endpoint and gateway exchange alike). */

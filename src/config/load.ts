@@ -3,6 +3,7 @@
 // defaults that need the disk or a process (embedded PostgreSQL, the generated
 // secret, the demo upstream) are filled in by dev-defaults.ts, not here.
 import { AuthgwError } from '../errors.ts'
+import { secretWeakness } from './secret-strength.ts'
 
 export type Config = {
   production: boolean
@@ -68,7 +69,6 @@ export class ConfigError extends AuthgwError {
   }
 }
 
-export const MIN_SECRET_LENGTH = 32
 /** RFC 6265bis caps cookie lifetimes at 400 days; better-call refuses a larger Max-Age. */
 const MAX_COOKIE_AGE_SECONDS = 34_560_000
 const ALGORITHMS = new Set(['EdDSA', 'ES256', 'RS256', 'PS256'])
@@ -76,7 +76,21 @@ const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 
 
 type Env = Record<string, string | undefined>
 
-export function loadConfig(env: Env): Readonly<Config> {
+/** Why a trailing slash breaks each URL setting that refuses one. */
+const TRAILING_SLASH = {
+  BETTER_AUTH_URL: 'better-auth would answer 404 on every /api/auth route',
+  UPSTREAM_URL: 'every proxied path would reach the upstream with a double slash',
+} as const
+
+/** The development listen address: nothing outside this machine can connect. */
+export const DEV_HOST = '127.0.0.1'
+
+export type LoadOptions = {
+  /** Refuse a weak BETTER_AUTH_SECRET outside production too (check-config). */
+  strictSecret?: boolean
+}
+
+export function loadConfig(env: Env, opts: LoadOptions = {}): Readonly<Config> {
   const problems: string[] = []
   const production = env.NODE_ENV === 'production'
   const str = (name: string): string | undefined => {
@@ -105,7 +119,7 @@ export function loadConfig(env: Env): Readonly<Config> {
       .split(',')
       .map((s) => s.trim())
       .filter(Boolean)
-  const url = (name: string, opts: { required: boolean; noPath?: boolean }): string | undefined => {
+  const url = (name: string, opts: { required: boolean; noTrailingSlash?: keyof typeof TRAILING_SLASH }): string | undefined => {
     const v = str(name)
     if (v === undefined) {
       if (opts.required) problems.push(`${name} is required when NODE_ENV=production`)
@@ -124,21 +138,25 @@ export function loadConfig(env: Env): Readonly<Config> {
       return v
     }
     if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') problems.push(`${name} must be an http(s) URL`)
-    if (opts.noPath && v.endsWith('/')) problems.push(`${name} must not end with a slash (better-auth then answers 404)`)
+    if (opts.noTrailingSlash !== undefined && v.endsWith('/')) {
+      problems.push(`${opts.noTrailingSlash} must not end with a slash (${TRAILING_SLASH[opts.noTrailingSlash]})`)
+    }
     return v
   }
 
   const databaseUrl = url('DATABASE_URL', { required: production })
-  const baseUrl = url('BETTER_AUTH_URL', { required: production, noPath: true })
-  const upstreamUrl = url('UPSTREAM_URL', { required: production, noPath: true })
+  const baseUrl = url('BETTER_AUTH_URL', { required: production, noTrailingSlash: 'BETTER_AUTH_URL' })
+  const upstreamUrl = url('UPSTREAM_URL', { required: production, noTrailingSlash: 'UPSTREAM_URL' })
   const jwksUrl = url('BETTER_AUTH_JWKS_URL', { required: false })
 
   const secret = str('BETTER_AUTH_SECRET')
   if (secret === undefined) {
     if (production) problems.push('BETTER_AUTH_SECRET is required when NODE_ENV=production')
-  } else {
+  } else if (production || opts.strictSecret === true) {
+    // Outside production any secret is accepted: development and tests use
+    // short readable ones, and the check's dictionaries cost a few hundred ms.
     const weakness = secretWeakness(secret)
-    if (weakness && production) problems.push(`BETTER_AUTH_SECRET is too weak: ${weakness}`)
+    if (weakness) problems.push(`BETTER_AUTH_SECRET is too weak: ${weakness}`)
   }
 
   const issuer = str('BETTER_AUTH_ISSUER')
@@ -168,7 +186,10 @@ export function loadConfig(env: Env): Readonly<Config> {
   const logLevel = str('LOG_LEVEL') ?? 'info'
   if (!LOG_LEVELS.has(logLevel)) problems.push(`LOG_LEVEL must be one of ${[...LOG_LEVELS].join(', ')}`)
 
-  const host = str('HOST') ?? '0.0.0.0'
+  // Production names its listen address (0.0.0.0 inside a container, an
+  // interface on a host); development listens on loopback only.
+  const host = str('HOST') ?? (production ? undefined : DEV_HOST)
+  if (host === undefined) problems.push('HOST is required when NODE_ENV=production (0.0.0.0 for every interface, e.g. in a container; 127.0.0.1 behind a local proxy)')
   const config: Config = {
     production,
     databaseUrl,
@@ -179,9 +200,9 @@ export function loadConfig(env: Env): Readonly<Config> {
     jwksUrl,
     upstreamUrl,
     port: int('PORT', 3000, 0, 65535),
-    host,
+    host: host ?? DEV_HOST,
     metricsPort: int('METRICS_PORT', 9464, 0, 65535),
-    metricsHost: str('METRICS_HOST') ?? host,
+    metricsHost: str('METRICS_HOST') ?? host ?? DEV_HOST,
     trustedOrigins,
     trustProxy: parseTrustProxy(str('TRUST_PROXY'), problems),
     publicPaths,
@@ -241,25 +262,15 @@ export function loadConfig(env: Env): Readonly<Config> {
       `SESSION_CACHE_TTL_SECONDS (${cacheTtlSeconds}) must be less than SESSION_EXPIRES_IN_SECONDS (${expiresInSeconds}): a revocation on another instance would take longer than a whole session lifetime to take effect`,
     )
   }
+  if (config.jwt.gracePeriodSeconds < config.jwt.expirationSeconds) {
+    // A rotated-out key must stay published until the last token it signed has expired.
+    problems.push(`JWKS_GRACE_PERIOD_SECONDS (${config.jwt.gracePeriodSeconds}) must be at least JWT_EXPIRATION_SECONDS (${config.jwt.expirationSeconds}): tokens signed just before a rotation would fail verification with kid_unknown`)
+  }
   if (config.limits.headersTimeoutMs > config.limits.requestTimeoutMs) {
     problems.push('HEADERS_TIMEOUT_MS must not exceed REQUEST_TIMEOUT_MS')
   }
   if (problems.length > 0) throw new ConfigError(problems)
   return Object.freeze(config)
-}
-
-/** Why a secret is too weak, or undefined when it is acceptable. */
-export function secretWeakness(secret: string): string | undefined {
-  if (secret.length < MIN_SECRET_LENGTH) return `shorter than ${MIN_SECRET_LENGTH} characters`
-  const distinct = new Set(secret).size
-  if (distinct < 10) return 'fewer than 10 distinct characters'
-  // Shannon entropy per character; random base64 is ~6 bits, English text ~4.
-  const counts = new Map<string, number>()
-  for (const ch of secret) counts.set(ch, (counts.get(ch) ?? 0) + 1)
-  let bits = 0
-  for (const n of counts.values()) bits -= (n / secret.length) * Math.log2(n / secret.length)
-  if (bits * secret.length < 120) return 'less than 120 bits of estimated entropy'
-  return undefined
 }
 
 function parseTrustProxy(v: string | undefined, problems: string[]): boolean | number | string[] {

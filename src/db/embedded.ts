@@ -17,8 +17,10 @@ export type EmbeddedPostgresOptions = {
   dataDir: string
   /** Loopback port; a free one is picked when omitted. */
   port?: number
-  log?: (obj: object, msg: string) => void
+  /** Progress at `debug`; a server that dies on its own at `error`. */
+  log?: (level: EmbeddedLogLevel, obj: object, msg: string) => void
 }
+export type EmbeddedLogLevel = 'debug' | 'error'
 /** The PostgreSQL distribution shipped in node_modules: `dir` holds bin/, lib/ and share/. */
 export type PostgresBinaries = { dir: string; version: string }
 
@@ -68,7 +70,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
   await prepareDataDir(dataDir, runner.owner)
   if (!(await exists(join(dataDir, 'PG_VERSION')))) {
     await initialise(runner, dataDir)
-    log({ dataDir, mode: runner.mode }, 'embedded postgres initialised')
+    log('debug', { dataDir, mode: runner.mode }, 'embedded postgres initialised')
   }
   const password = await readPassword(dataDir)
   const server = await launch(runner, dataDir, opts.port)
@@ -78,14 +80,15 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
     await server.stop()
     throw err
   }
-  server.onUnexpectedExit((info) => log({ ...info, dataDir, port: server.port }, 'embedded postgres exited unexpectedly'))
-  log({ dataDir, port: server.port, mode: runner.mode, ms: Math.round(performance.now() - begun) }, 'embedded postgres started')
+  // Every session lookup fails from now on: an operator must see this.
+  server.onUnexpectedExit((info) => log('error', { event: 'embedded_postgres_exited', ...info, dataDir, port: server.port }, 'embedded postgres exited unexpectedly'))
+  log('debug', { dataDir, port: server.port, mode: runner.mode, ms: Math.round(performance.now() - begun) }, 'embedded postgres started')
   let stopped: Promise<void> | undefined
   return {
     url: `postgres://${SUPERUSER}:${encodeURIComponent(password)}@127.0.0.1:${server.port}/${DATABASE}`,
     port: server.port,
     stop() {
-      stopped ??= server.stop().then(() => log({ dataDir, port: server.port }, 'embedded postgres stopped'))
+      stopped ??= server.stop().then(() => log('debug', { dataDir, port: server.port }, 'embedded postgres stopped'))
       return stopped
     },
   }

@@ -5,7 +5,10 @@ import { AuthgwError } from '../errors.ts'
 
 export type PoolOptions = { max: number; idleTimeoutMs: number; connectTimeoutMs: number; statementTimeoutMs: number }
 
-export function createPool(databaseUrl: string, opts: PoolOptions): Pool {
+/** What a pooled connection's error says, without anything secret (no URL, no query parameters). */
+export type PoolErrorInfo = { code?: string; type: string; message: string }
+
+export function createPool(databaseUrl: string, opts: PoolOptions, onError?: (info: PoolErrorInfo) => void): Pool {
   const pool = new pg.Pool({
     connectionString: databaseUrl,
     max: opts.max,
@@ -20,9 +23,12 @@ export function createPool(databaseUrl: string, opts: PoolOptions): Pool {
     keepAlive: true,
     application_name: 'authgw',
   })
-  // An idle client losing its server (restart, failover) emits 'error' on the
-  // pool; without a listener that would crash the process.
-  pool.on('error', () => undefined)
+  // An idle client losing its server (restart, failover, a terminated
+  // backend) emits 'error' on the pool; without a listener that would crash
+  // the process. The pool drops that client and opens a new one when needed.
+  pool.on('error', (err: Error & { code?: string }) => {
+    onError?.({ code: err.code, type: err.name, message: err.message })
+  })
   return pool
 }
 

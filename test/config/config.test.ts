@@ -1,6 +1,8 @@
 import { execFile, spawnSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import t from 'tap'
-import { ConfigError, loadConfig, secretWeakness } from '../../src/config/load.ts'
+import { ConfigError, loadConfig } from '../../src/config/load.ts'
+import { secretWeakness } from '../../src/config/secret-strength.ts'
 import { checkConfig } from '../../src/check-config.ts'
 import { startTestGateway } from '../helpers/gateway.ts'
 
@@ -42,21 +44,115 @@ t.test('invalid values are all reported together and never echo a secret', async
   const r = spawnSync(NODE, ['src/main.ts'], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 20_000 })
   t.equal(r.status, 1, 'non-zero exit')
   const out = r.stdout + r.stderr
+  // One JSON line (no plain text on stdout or stderr), listing every problem.
+  const lines = out.split('\n').filter((l) => l.trim() !== '')
+  t.equal(lines.length, 1, out)
+  const record = JSON.parse(lines[0] ?? '{}') as { level: number; msg: string; problems: string[] }
+  t.equal(record.level, 60, 'fatal')
+  t.equal(record.msg, 'invalid configuration')
+  const problems = record.problems.join('\n')
   for (const fragment of ['DATABASE_URL must be a postgres', 'BETTER_AUTH_SECRET is too weak', 'BETTER_AUTH_URL must not end with a slash', 'UPSTREAM_URL is not a valid URL', 'PORT must be', 'TRUSTED_ORIGINS entry "nope"', 'JWT_ALGORITHMS']) {
-    t.ok(out.includes(fragment), `reports: ${fragment}`)
+    t.ok(problems.includes(fragment), `reports: ${fragment}`)
   }
   t.notOk(out.includes('hunter2-db-password'), 'database password not printed')
   t.notOk(out.includes(env.BETTER_AUTH_SECRET), 'secret not printed')
 })
+
+const PRODUCTION = {
+  NODE_ENV: 'production',
+  DATABASE_URL: 'postgres://x/y',
+  BETTER_AUTH_URL: 'https://a.example',
+  UPSTREAM_URL: 'http://u',
+  HOST: '0.0.0.0',
+}
+const problemsOf = (env: Record<string, string>): string[] => {
+  try {
+    loadConfig(env)
+    return []
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err
+    return err.problems
+  }
+}
 
 t.test('weak secrets: short and low entropy are rejected, random ones pass', async (t) => {
   t.ok(secretWeakness('short'))
   t.ok(secretWeakness('abababababababababababababababababababab'))
   t.ok(secretWeakness('passwordpasswordpasswordpassword'))
   t.equal(secretWeakness('Q3v9kL2xP8wR5tY7uI1oA4sD6fG0hJ_zXcVbNm-e'), undefined)
-  t.throws(() => loadConfig({ NODE_ENV: 'production', DATABASE_URL: 'postgres://x/y', BETTER_AUTH_SECRET: 'x'.repeat(40), BETTER_AUTH_URL: 'https://a.example', UPSTREAM_URL: 'http://u' }), { name: 'ConfigError' })
+  t.throws(() => loadConfig({ ...PRODUCTION, BETTER_AUTH_SECRET: 'x'.repeat(40) }), { name: 'ConfigError' })
   // Outside production a weak secret is allowed (development), the default is generated.
   t.doesNotThrow(() => loadConfig({ BETTER_AUTH_SECRET: 'dev' }))
+})
+
+// test/config/secret-strength.test.ts covers the families; these are the
+// examples the issue found starting in production, through loadConfig.
+const ISSUE_SECRETS = [
+  '0123456789012345678901234567890123456789',
+  'abcdefghijklmnopqrstuvwxyz012345',
+  'my-super-secret-key-that-is-at-least-32-characters-long',
+  // better-auth's own fallback (better-auth/dist/utils/constants.mjs).
+  'better-auth-secret-12345678901234567890',
+]
+
+t.test('production refuses the weak secrets that used to start, saying how to make a good one', async (t) => {
+  for (const secret of ISSUE_SECRETS) {
+    const problems = problemsOf({ ...PRODUCTION, BETTER_AUTH_SECRET: secret })
+    const weak = problems.find((p) => p.startsWith('BETTER_AUTH_SECRET is too weak'))
+    t.ok(weak, `refused: ${secret}`)
+    t.match(weak ?? '', /openssl rand -base64 32/)
+    t.notOk(problems.join(' ').includes(secret), 'the secret is not echoed')
+  }
+  t.same(problemsOf({ ...PRODUCTION, BETTER_AUTH_SECRET: randomBytes(32).toString('base64') }), [], 'openssl rand -base64 32 passes')
+})
+
+t.test('check-config refuses a weak secret whatever NODE_ENV says', async (t) => {
+  for (const secret of ISSUE_SECRETS) {
+    const lines = await checkConfig({ DATABASE_URL: 'postgres://x@127.0.0.1:1/y', BETTER_AUTH_SECRET: secret, BETTER_AUTH_URL: 'http://a.example', UPSTREAM_URL: 'http://u.example' })
+    const weak = lines.find((l) => l.check === 'config' && !l.ok && l.detail.startsWith('BETTER_AUTH_SECRET is too weak'))
+    t.ok(weak, `refused: ${secret}`)
+    t.match(weak?.detail, /openssl rand -base64 32/)
+    t.notOk(JSON.stringify(lines).includes(secret), 'not echoed')
+  }
+})
+
+t.test("better-auth's default secret is refused before better-auth sees it", async (t) => {
+  const r = spawnSync(NODE, ['src/main.ts'], {
+    env: { PATH: process.env.PATH ?? '', ...PRODUCTION, BETTER_AUTH_SECRET: 'better-auth-secret-12345678901234567890' },
+    encoding: 'utf8',
+    timeout: 20_000,
+  })
+  t.equal(r.status, 1)
+  t.equal(r.stderr, '', 'no unhandled rejection on stderr')
+  const record = JSON.parse(r.stdout.trim()) as { msg: string; problems: string[] }
+  t.equal(record.msg, 'invalid configuration')
+  t.match(record.problems.join('\n'), /BETTER_AUTH_SECRET is too weak: it is better-auth's published default secret/)
+})
+
+t.test('HOST: loopback by default in development, required in production', async (t) => {
+  const dev = loadConfig({})
+  t.equal(dev.host, '127.0.0.1', 'development listens on loopback')
+  t.equal(dev.metricsHost, '127.0.0.1', 'metrics too')
+  t.equal(loadConfig({ HOST: '0.0.0.0' }).metricsHost, '0.0.0.0', 'METRICS_HOST follows HOST')
+  const { HOST: _omitted, ...noHost } = PRODUCTION
+  t.match(problemsOf({ ...noHost, BETTER_AUTH_SECRET: randomBytes(32).toString('base64') }), [/^HOST is required when NODE_ENV=production/])
+  const prod = loadConfig({ ...PRODUCTION, BETTER_AUTH_SECRET: randomBytes(32).toString('base64'), METRICS_HOST: '127.0.0.1' })
+  t.equal(prod.host, '0.0.0.0')
+  t.equal(prod.metricsHost, '127.0.0.1')
+})
+
+t.test('JWKS_GRACE_PERIOD_SECONDS shorter than JWT_EXPIRATION_SECONDS is refused', async (t) => {
+  t.match(problemsOf({ JWKS_GRACE_PERIOD_SECONDS: '600', JWT_EXPIRATION_SECONDS: '900' }), [/^JWKS_GRACE_PERIOD_SECONDS \(600\) must be at least JWT_EXPIRATION_SECONDS \(900\)/])
+  t.match(problemsOf({ JWKS_GRACE_PERIOD_SECONDS: '100' }), [/JWT_EXPIRATION_SECONDS \(900\)/], 'against the default expiration too')
+  t.same(problemsOf({ JWKS_GRACE_PERIOD_SECONDS: '900', JWT_EXPIRATION_SECONDS: '900' }), [])
+})
+
+t.test('a trailing slash is reported under the variable that has it, with its own consequence', async (t) => {
+  t.match(problemsOf({ BETTER_AUTH_URL: 'http://a.example/' }), [/^BETTER_AUTH_URL must not end with a slash \(better-auth/])
+  t.match(problemsOf({ UPSTREAM_URL: 'http://u.example/' }), [/^UPSTREAM_URL must not end with a slash \(every proxied path/])
+  const both = problemsOf({ BETTER_AUTH_URL: 'http://a.example/', UPSTREAM_URL: 'http://u.example/' })
+  t.equal(both.length, 2)
+  t.notOk(both.some((p) => p.startsWith('UPSTREAM_URL') && p.includes('better-auth')), 'UPSTREAM_URL is not blamed on better-auth')
 })
 
 t.test('check-config: passes against a running gateway, fails with a readable report otherwise', async (t) => {

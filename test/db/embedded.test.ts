@@ -20,7 +20,7 @@ t.test('data survives a stop and a start on the same directory', async (t) => {
   const dataDir = await mkdtemp(join(tmpdir(), 'authgw-embedded-test-'))
   t.teardown(() => rm(dataDir, { recursive: true, force: true }))
   const records: { obj: object; msg: string }[] = []
-  const log = (obj: object, msg: string) => records.push({ obj, msg })
+  const log = (_level: string, obj: object, msg: string) => records.push({ obj, msg })
 
   const first = await startEmbeddedPostgres({ dataDir, log })
   t.teardown(() => first.stop())
