@@ -263,7 +263,7 @@ export function overviewDashboard(): BuiltDashboard {
           },
           {
             type: 'timeseries',
-            title: 'Upstream failures and retries by reason',
+            title: 'Upstream failures by reason',
             description: 'Upstream calls without a usable response: timeout (504), connect error, reset, bad response (502); and idempotent requests retried once because a reused keep-alive connection was reset before any byte (a steady rate means the upstream closes idle connections before UPSTREAM_KEEP_ALIVE_TIMEOUT_MS).',
             unit: 'ops',
             w: 8,

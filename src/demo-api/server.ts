@@ -18,6 +18,8 @@ export type DemoApiOptions = {
   tracing?: boolean
 }
 
+const JWKS_OUTAGE = new Set(['ERR_JWKS_TIMEOUT', 'ERR_JWKS_INVALID'])
+
 export function buildDemoApi(opts: DemoApiOptions): FastifyInstance {
   const app = Fastify({ logger: opts.logger ?? false })
   if (opts.tracing ?? tracerProviderRegistered()) {
@@ -33,7 +35,7 @@ export function buildDemoApi(opts: DemoApiOptions): FastifyInstance {
     })
     app.register(instrumentation.plugin())
   }
-  const jwks = createRemoteJWKSet(new URL(opts.jwksUrl), { timeoutDuration: 2000, cooldownDuration: 30_000 })
+  const jwks = createRemoteJWKSet(new URL(opts.jwksUrl), { timeoutDuration: 5000, cooldownDuration: 30_000 })
 
   app.decorateRequest('identity', null)
   app.addHook('onRequest', async (request, reply) => {
@@ -49,8 +51,12 @@ export function buildDemoApi(opts: DemoApiOptions): FastifyInstance {
       })
       ;(request as unknown as { identity: unknown }).identity = payload
     } catch (err) {
-      const reason = err instanceof errors.JOSEError ? err.code : 'invalid_token'
-      return reply.code(401).send({ error: 'unauthorized', reason })
+      // Keys that cannot be fetched say nothing about the token: a 503, never
+      // a 401 the gateway would have to count as the upstream rejecting it.
+      if (!(err instanceof errors.JOSEError) || JWKS_OUTAGE.has(err.code)) {
+        return reply.code(503).header('retry-after', '5').send({ error: 'service_unavailable', reason: 'jwks_unavailable' })
+      }
+      return reply.code(401).send({ error: 'unauthorized', reason: err.code })
     }
   })
 
