@@ -18,6 +18,10 @@ type UnitTestFile = {
   tests: Array<{ name?: string; alert_rule_test?: AlertTest[]; promql_expr_test?: Array<{ expr: string }> }>
 }
 
+// promtool evaluates the generated 24-hour quiet day every 30 s: about a
+// minute alone, several on a loaded machine.
+t.setTimeout(600_000)
+
 const testFiles = readdirSync(ALERT_TESTS_DIR).filter((f) => f.endsWith('.test.yml')).sort()
 const unitTests = testFiles.map((file) => ({ file, doc: parse(readFileSync(join(ALERT_TESTS_DIR, file), 'utf8')) as UnitTestFile }))
 const bin = findPromtool()
