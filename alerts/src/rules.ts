@@ -677,11 +677,17 @@ function probeAlerts(): AlertRule[] {
   return [
     alert({
       // probe_up is 1 when a replica's last run succeeded: max over the job is
-      // 0 only when no replica's probe succeeds. Failed runs in the window prove
-      // the probe runs, so a deployment without the probe never pages.
+      // 0 only when no replica's probe succeeds. The age of the newest success
+      // covers a replica that stopped probing with its probe_up left at 1.
+      // Failed runs in the window prove the probe runs, so a deployment
+      // without the probe never pages.
       alert: 'AuthGatewayProbeFailing',
       expr: [
-        `max by (job) (${sel('authgw_probe_up')}) == 0`,
+        '(',
+        `  max by (job) (${sel('authgw_probe_up')}) == 0`,
+        '  or',
+        `  time() - max by (job) (${sel('authgw_probe_last_success_timestamp_seconds')}) > ${failing.maxSuccessAgeSeconds.value}`,
+        ')',
         `and on (job) sum by (job) (increase(${sel('authgw_probe_failures_total')}[${failing.window.value}])) > 0`,
       ].join('\n'),
       for: failing.for.value,

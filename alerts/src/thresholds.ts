@@ -126,6 +126,7 @@ export const thresholds = {
   probeFailing: {
     for: t('1m', 'Every probe run failed for a minute (four runs at the compose stack\'s 15 s interval): the login path is broken whatever the traffic. Onset to page stays under 3 minutes.'),
     window: t('1m', 'Failed runs counted over this window prove the probe is running (a disabled probe never pages).'),
+    maxSuccessAgeSeconds: t(90, 'Also page when the newest success of any replica is older than this, for a replica whose probe_up still says 1 from before it stopped probing: six runs at the compose stack\'s 15 s. Raise it with PROBE_INTERVAL_SECONDS above 45 s.'),
   },
   probeStale: {
     window: t('10m', 'No probe run in 10 minutes, after runs in the last day: the probe stopped (or was turned off without a silence).'),
