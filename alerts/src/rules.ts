@@ -1,6 +1,12 @@
 // Recording rules and alerts of the gateway, monitoring-mixin style. Rendered
 // to alerts/authgw.rules.yml and alerts/authgw.alerts.yml by build.ts; the
 // promtool tests in alerts/tests/ pin their behaviour.
+//
+// Cost: raw series are read over windows of at most an hour; longer windows
+// (the 401 baselines, the SLO's 2h … 3d) sum the recorded 5m rates
+// (test/sre/rules.test.ts enforces it).
+import { cases, guideChain, guideText, probeCases, queryValue, withDominant, withReason } from './annotations.ts'
+import { guideFor } from '../../src/reason-guide.ts'
 import {
   BURN_RATE_TIERS,
   JOB_SELECTOR,
@@ -26,6 +32,11 @@ function sel(metric: string, ...matchers: string[]): string {
   return `${metric}{${[JOB_SELECTOR, ...matchers].join(',')}}`
 }
 
+/** A selector for an annotation query: the alert's job goes in as `%[1]q`. */
+function jobSel(metric: string, ...matchers: string[]): string {
+  return `${metric}{${['job=%[1]q', ...matchers].join(',')}}`
+}
+
 const REQUESTS = 'authgw_http_request_duration_seconds_count'
 const BUCKETS = 'authgw_http_request_duration_seconds_bucket'
 const NOT_PROBE = `route!~"${PROBE_ROUTES}"`
@@ -33,18 +44,17 @@ const NOT_PROBE = `route!~"${PROBE_ROUTES}"`
 const requests = (...m: string[]) => sel(REQUESTS, NOT_PROBE, ...m)
 const sumRate = (by: string, selector: string, w: string) => `sum by (${by}) (rate(${selector}[${w}]))`
 
-/** 401s, minus wrong passwords at sign-in: those are the user's mistake (see AuthGatewaySignInFailureSurge). */
-function unexpected401Rate(w: string): string {
-  return [
-    'sum by (job) (',
-    `  rate(${sel('authgw_unauthorized_total')}[${w}])`,
-    '  unless',
-    `  rate(${sel('authgw_unauthorized_total', 'source="auth"', 'reason="invalid_credentials"')}[${w}])`,
-    ')',
-  ].join('\n')
-}
-
+/** 401s everybody expects: no credentials at all (bots, signed-out clients) and wrong passwords at sign-in. */
+const EXPECTED_401 = 'no_credentials|invalid_credentials'
+/** Protected-route decisions on credentials that were presented. */
+const CREDENTIALED = 'session|jwt'
 const COOKIE_MISSING = 'no_cookie|cross_site_no_cookie|cookie_name_mismatch'
+
+const seconds = (w: string): number => {
+  const m = /^(\d+)([smhd])$/.exec(w)
+  if (!m) throw new Error(`bad window ${w}`)
+  return Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[m[2] as 's' | 'm' | 'h' | 'd']
+}
 
 function cookieMissingPerSignIn(w: string): string {
   return [
@@ -54,7 +64,13 @@ function cookieMissingPerSignIn(w: string): string {
   ].join('\n')
 }
 
+/** `sum(recorded 5m numerator over w) / sum(recorded 5m denominator over w)`: a ratio over w from 5m records. */
+const ratioOverTime = (numerator: string, denominator: string, w: string) =>
+  [`sum by (job) (sum_over_time(${numerator}[${w}]))`, '/', `sum by (job) (sum_over_time(${denominator}[${w}]))`].join('\n')
+
 export function recordingRuleGroups(): Array<RuleGroup<RecordingRule>> {
+  const outage = th.unauthorizedOutage
+  const spike = th.unauthorizedSpike
   const rules: RecordingRule[] = [
     { record: 'job:authgw_http_requests:rate5m', expr: sumRate('job', requests(), '5m') },
     { record: 'job_status_code:authgw_http_requests:rate5m', expr: sumRate('job, status_code', requests(), '5m') },
@@ -68,11 +84,41 @@ export function recordingRuleGroups(): Array<RuleGroup<RecordingRule>> {
       record: `job:authgw_unauthorized_per_requests:ratio_rate${w}`,
       expr: [sumRate('job', sel('authgw_unauthorized_total'), w), '/', sumRate('job', requests(), w)].join('\n'),
     })),
-    { record: 'job:authgw_unauthorized_unexpected:rate5m', expr: unexpected401Rate('5m') },
-    ...(['5m', '1h'] as const).map((w) => ({
+    // "Unexpected" 401s: all but the expected no_credentials / invalid_credentials mix.
+    {
+      record: 'job:authgw_unauthorized_unexpected:rate5m',
+      expr: `sum by (job) (job_source_mechanism_reason:authgw_unauthorized:rate5m{reason!~"${EXPECTED_401}"})`,
+    },
+    {
+      record: 'job:authgw_unauthorized_unexpected_per_requests:ratio_rate5m',
+      expr: 'job:authgw_unauthorized_unexpected:rate5m\n/\njob:authgw_http_requests:rate5m',
+    },
+    ...(['1h', spike.sameDayWindow.value] as const).map((w) => ({
       record: `job:authgw_unauthorized_unexpected_per_requests:ratio_rate${w}`,
-      expr: [unexpected401Rate(w), '/', sumRate('job', requests(), w)].join('\n'),
+      expr: ratioOverTime('job:authgw_unauthorized_unexpected:rate5m', 'job:authgw_http_requests:rate5m', w),
     })),
+    // The catastrophic page's short window.
+    {
+      record: `job_source_mechanism_reason:authgw_unauthorized:rate${outage.window.value}`,
+      expr: sumRate('job, source, mechanism, reason', sel('authgw_unauthorized_total'), outage.window.value),
+    },
+    {
+      record: `job_mechanism_outcome:authgw_auth_decisions:rate${outage.window.value}`,
+      expr: sumRate('job, mechanism, outcome', sel('authgw_auth_decisions_total'), outage.window.value),
+    },
+    {
+      // Refused by the gateway, or by the upstream after the gateway allowed them.
+      record: `job:authgw_unauthorized_credentialed:rate${outage.window.value}`,
+      expr: `sum by (job) (job_source_mechanism_reason:authgw_unauthorized:rate${outage.window.value}{source=~"gateway|upstream",mechanism=~"${CREDENTIALED}"})`,
+    },
+    {
+      record: `job:authgw_auth_decisions_credentialed:rate${outage.window.value}`,
+      expr: `sum by (job) (job_mechanism_outcome:authgw_auth_decisions:rate${outage.window.value}{mechanism=~"${CREDENTIALED}"})`,
+    },
+    {
+      record: `job:authgw_unauthorized_credentialed_per_decisions:ratio_rate${outage.window.value}`,
+      expr: `job:authgw_unauthorized_credentialed:rate${outage.window.value}\n/\njob:authgw_auth_decisions_credentialed:rate${outage.window.value}`,
+    },
     {
       record: 'job_mechanism_outcome:authgw_auth_decisions:rate5m',
       expr: sumRate('job, mechanism, outcome', sel('authgw_auth_decisions_total'), '5m'),
@@ -114,34 +160,47 @@ export function recordingRuleGroups(): Array<RuleGroup<RecordingRule>> {
       record: `job:authgw_session_cookie_missing_per_sign_in_successes:ratio_rate${w}`,
       expr: cookieMissingPerSignIn(w),
     })),
+    // The synthetic sign-in probe: whether it runs at all (AuthGatewayProbeStale looks back a day).
+    { record: 'job:authgw_probe_runs:rate5m', expr: sumRate('job', sel('authgw_probe_runs_total'), '5m') },
   ]
 
-  const slo: RecordingRule[] = []
+  // SLO ratios. 5m from the 5m records; 30m and 1h from the raw counters
+  // (a page must not wait for 5m rates to fill the window); 2h to 3d as sums
+  // of the 5m records over the window, so no evaluation re-reads days of raw
+  // series.
   const le = th.slo.latencyThresholdSeconds.value
+  const slo: RecordingRule[] = [
+    {
+      // Status codes appear at runtime: without a 5xx series yet, the rate is 0, not missing.
+      record: 'job:authgw_slo_errors:rate5m',
+      expr: 'sum by (job) (job_status_code:authgw_http_requests:rate5m{status_code=~"5.."})\nor 0 * job:authgw_http_requests:rate5m',
+    },
+    {
+      record: 'job:authgw_slo_latency_errors:rate5m',
+      expr: `job:authgw_http_requests:rate5m\n- on (job)\nsum by (job) (job_le:authgw_http_request_duration_seconds_bucket:rate5m{le="${le}"})`,
+    },
+  ]
+  const rawWindow = (w: SloWindow) => w === '30m' || w === '1h'
   for (const w of SLO_WINDOWS) {
     slo.push({
-      // Status codes appear at runtime: without a 5xx series yet, the ratio is 0, not missing.
       record: `job:authgw_slo_errors_per_requests:ratio_rate${w}`,
-      expr: [
-        '(',
-        `  ${sumRate('job', requests('status_code=~"5.."'), w)}`,
-        `  or 0 * ${sumRate('job', requests(), w)}`,
-        ')',
-        '/',
-        sumRate('job', requests(), w),
-      ].join('\n'),
+      expr:
+        w === '5m'
+          ? 'job:authgw_slo_errors:rate5m\n/\njob:authgw_http_requests:rate5m'
+          : rawWindow(w)
+            ? ['(', `  ${sumRate('job', requests('status_code=~"5.."'), w)}`, `  or 0 * ${sumRate('job', requests(), w)}`, ')', '/', sumRate('job', requests(), w)].join('\n')
+            : ratioOverTime('job:authgw_slo_errors:rate5m', 'job:authgw_http_requests:rate5m', w),
     })
   }
   for (const w of SLO_WINDOWS) {
     slo.push({
       record: `job:authgw_slo_latency_errors_per_requests:ratio_rate${w}`,
-      expr: [
-        '1 - (',
-        `  ${sumRate('job', sel(BUCKETS, NOT_PROBE, `le="${le}"`), w)}`,
-        '  /',
-        `  ${sumRate('job', requests(), w)}`,
-        ')',
-      ].join('\n'),
+      expr:
+        w === '5m'
+          ? 'job:authgw_slo_latency_errors:rate5m\n/\njob:authgw_http_requests:rate5m'
+          : rawWindow(w)
+            ? ['1 - (', `  ${sumRate('job', sel(BUCKETS, NOT_PROBE, `le="${le}"`), w)}`, '  /', `  ${sumRate('job', requests(), w)}`, ')'].join('\n')
+            : ratioOverTime('job:authgw_slo_latency_errors:rate5m', 'job:authgw_http_requests:rate5m', w),
     })
   }
   return [
@@ -162,39 +221,71 @@ type AlertSpec = {
   labels?: Record<string, string>
   summary: string
   description: string
+  /** Ends the description with the runbook link (the texts that name a cause). */
+  runbookInDescription?: boolean
 }
 
 function alert(s: AlertSpec): AlertRule {
+  const description = s.runbookInDescription ? `${s.description} Runbook: ${runbookUrl(s.alert)}` : s.description
   return {
     alert: s.alert,
     expr: s.expr,
     for: s.for,
     labels: { severity: s.severity, ...s.labels },
-    annotations: { summary: s.summary, description: s.description, runbook_url: runbookUrl(s.alert) },
+    annotations: { summary: s.summary, description, runbook_url: runbookUrl(s.alert) },
   }
 }
 
-/** `n` per second over 5 m, written as a count: `rate * 300 >= n`. */
-const atLeastIn5m = (rateExpr: string, n: number) => `${rateExpr} * 300 >= ${n}`
+/** At least `n` events in window `w`, from a per-second rate over `w`: `rate * seconds(w) >= n`. */
+const atLeastIn = (rateExpr: string, n: number, w = '5m') => `${rateExpr} * ${seconds(w)} >= ${n}`
+const atLeastIn5m = (rateExpr: string, n: number) => atLeastIn(rateExpr, n, '5m')
+
+/** "top reason X (mechanism, N% of them)", for summaries. */
+const topReason = (of: string) => `top reason {{ $reason }}{{ if $mechanism }} ({{ $mechanism }}){{ end }}, {{ $share | humanizePercentage }} of ${of}`
+
+/** The share of each 5xx cause over `w`: 503 reasons by mechanism, upstream failures as mechanism "upstream". */
+function fiveXxBreakdown(w: string): string {
+  return (
+    'topk(1, clamp_max(' +
+    `(sum by (job, mechanism, reason) (rate(${jobSel('authgw_auth_unavailable_total')}[${w}]))` +
+    ` or label_replace(sum by (job, reason) (rate(${jobSel('authgw_upstream_failures_total')}[${w}])), "mechanism", "upstream", "", ""))` +
+    ` / ignoring (mechanism, reason) group_left sum by (job) (rate(${jobSel(REQUESTS, NOT_PROBE, 'status_code=~"5.."')}[${w}])), 1))`
+  )
+}
 
 function burnRateAlerts(): AlertRule[] {
   const out: AlertRule[] = []
+  const minBad = th.slo.minBadInShortWindow.value
+  const fiveXxCases = [...cases('unavailable'), ...cases('upstream_failure')]
   const slos = [
     {
       alert: 'AuthGatewayErrorBudgetBurn',
       slo: 'availability',
       series: 'job:authgw_slo_errors_per_requests',
+      bad: 'job:authgw_slo_errors:rate5m',
       objective: th.slo.availabilityObjective.value,
-      summary: 'The auth gateway is burning its availability error budget too fast.',
+      summary: (short: string) =>
+        'The auth gateway is burning its availability error budget too fast' +
+        withDominant(fiveXxBreakdown(short), `: ${topReason('the 5xx')}`, ': no 503 or upstream-failure reason, so 500s from the gateway itself') +
+        '.',
       what: 'were answered 5xx',
+      cause: (short: string) =>
+        ' ' +
+        withDominant(
+          fiveXxBreakdown(short),
+          `Over the last ${short} the top reason is {{ $reason }}{{ if $mechanism }} ({{ $mechanism }}){{ end }}, {{ $share | humanizePercentage }} of the 5xx. ${guideChain(fiveXxCases)}`,
+          `No 503 or upstream-failure reason over the last ${short}: the 5xx are the gateway's own 500s; read its error log lines (trace ids in the exemplars).`,
+        ),
     },
     {
       alert: 'AuthGatewayLatencyBudgetBurn',
       slo: 'latency',
       series: 'job:authgw_slo_latency_errors_per_requests',
+      bad: 'job:authgw_slo_latency_errors:rate5m',
       objective: th.slo.latencyObjective.value,
-      summary: 'The auth gateway is burning its latency error budget too fast.',
+      summary: () => 'The auth gateway is burning its latency error budget too fast.',
       what: `took longer than ${th.slo.latencyThresholdSeconds.value}s`,
+      cause: () => '',
     },
   ]
   for (const s of slos) {
@@ -207,14 +298,19 @@ function burnRateAlerts(): AlertRule[] {
             `${s.series}:ratio_rate${tier.long} > ${limit}`,
             'and on (job)',
             `${s.series}:ratio_rate${tier.short} > ${limit}`,
+            // Minimum traffic: enough failed requests in the short window that a handful cannot page.
+            'and on (job)',
+            atLeastIn(tier.short === '5m' ? s.bad : `avg_over_time(${s.bad}[${tier.short}])`, minBad, tier.short),
           ].join('\n'),
           for: tier.for,
           severity: tier.severity,
           labels: { slo: s.slo, long: tier.long, short: tier.short },
-          summary: s.summary,
+          summary: s.summary(tier.short),
           description:
             `{{ $value | humanizePercentage }} of {{ $labels.job }} requests ${s.what} over the last ${tier.long} ` +
-            `(and over ${tier.short}): at least ${tier.factor}x the rate the ${s.slo} objective of ${s.objective * 100}% allows.`,
+            `(and over ${tier.short}): at least ${tier.factor}x the rate the ${s.slo} objective of ${s.objective * 100}% allows.` +
+            s.cause(tier.short),
+          runbookInDescription: s.slo === 'availability',
         }),
       )
     }
@@ -235,65 +331,112 @@ function jwtReasonExpr(reasons: string, ratio: number, minCount: number): string
   ].join('\n')
 }
 
-/** `current > factor × max(yesterday, floor)`, or above an absolute ceiling. */
-function surgeExpr(series: string, factor: number, floor: number, ceiling: number): string {
-  return [
-    '(',
-    `  ${series}:ratio_rate5m`,
-    `    > ${factor} * clamp_min(${series}:ratio_rate1h offset 1d, ${floor})`,
-    '  or',
-    `  ${series}:ratio_rate5m > ${ceiling}`,
-    ')',
-  ].join('\n')
+/** A JWT-reason alert: the reason is a label; its text comes from the guide. */
+function jwtReasonAlert(name: string, reasons: string, t: { ratio: { value: number }; minCountIn5m: { value: number }; for: { value: string } }, what: string): AlertRule {
+  return alert({
+    alert: name,
+    expr: jwtReasonExpr(reasons, t.ratio.value, t.minCountIn5m.value),
+    for: t.for.value,
+    severity: 'warning',
+    summary: `Bearer JWTs fail with {{ $labels.reason }} on {{ $value | humanizePercentage }} of JWT decisions at the auth gateway (${what}).`,
+    description:
+      '{{ $value | humanizePercentage }} of JWT decisions at {{ $labels.job }} failed with {{ $labels.reason }} over the last 5m. ' +
+      withReason('$labels.reason', '"jwt"', guideChain(cases('unauthorized', reasons.split('|')).filter((c) => c.mechanism !== 'session'))),
+    runbookInDescription: true,
+  })
 }
 
 function authAlerts(): AlertRule[] {
+  const outage = th.unauthorizedOutage
   const spike = th.unauthorizedSpike
   const cookie = th.sessionCookieMissing
   const jwks = th.jwks
   const stuffing = th.signInFailureSurge
   const stuffingRate =
     'sum by (job) (job_outcome_reason:authgw_sign_in_attempts:rate5m{outcome="failure",reason=~"invalid_credentials|rate_limited"})'
+  const ow = outage.window.value
+  // Yesterday at this time; without it, the same day's last hours before the offset.
+  const spikeBaseline =
+    '(job:authgw_unauthorized_unexpected_per_requests:ratio_rate1h offset 1d' +
+    ` or job:authgw_unauthorized_unexpected_per_requests:ratio_rate${spike.sameDayWindow.value} offset ${spike.sameDayOffset.value})`
+  const unexpectedCases = cases('unauthorized').filter((c) => !EXPECTED_401.split('|').includes(c.reason))
+
+  const outageBreakdown =
+    `topk(1, sum by (job, mechanism, reason) (${jobSel(`job_source_mechanism_reason:authgw_unauthorized:rate${ow}`, 'source=~"gateway|upstream"', `mechanism=~"${CREDENTIALED}"`)})` +
+    ` / ignoring (mechanism, reason) group_left ${jobSel(`job:authgw_unauthorized_credentialed:rate${ow}`)})`
+  const spikeBreakdown =
+    `topk(1, sum by (job, mechanism, reason) (${jobSel('job_source_mechanism_reason:authgw_unauthorized:rate5m', `reason!~"${EXPECTED_401}"`)})` +
+    ` / ignoring (mechanism, reason) group_left ${jobSel('job:authgw_unauthorized_unexpected:rate5m')})`
+  const cookieBreakdown =
+    `topk(1, ${jobSel('job_reason:authgw_session_nulls:rate5m', `reason=~"${COOKIE_MISSING}"`)}` +
+    ` / ignoring (reason) group_left sum by (job) (${jobSel('job_reason:authgw_session_nulls:rate5m', `reason=~"${COOKIE_MISSING}"`)}))`
+  const upstreamBreakdown =
+    `topk(1, ${jobSel('job_reason:authgw_upstream_failures:rate5m')}` +
+    ` / ignoring (reason) group_left sum by (job) (${jobSel('job_reason:authgw_upstream_failures:rate5m')}))`
+  const storeRate = [
+    'sum by (job) (',
+    '    job_mechanism_reason:authgw_auth_unavailable:rate5m{reason="store_unavailable"}',
+    '  or job_reason:authgw_token_issue_failures:rate5m{reason="store_unavailable"}',
+    '  or job_outcome_reason:authgw_sign_in_attempts:rate5m{reason="store_unavailable"}',
+    ')',
+  ].join('\n')
+  const sessionBadSignature = guideFor('unauthorized', 'bad_signature', 'session')
+  const storeUnavailable = guideFor('unavailable', 'store_unavailable')
+  if (!sessionBadSignature || !storeUnavailable) throw new Error('src/reason-guide.ts lacks bad_signature (session) or store_unavailable')
 
   const rules: AlertRule[] = [
     alert({
+      // The catastrophic case: signed-in users are being signed out. A ratio of
+      // the whole job, so a secret rotated the same way on every replica pages
+      // too (AuthGatewayConfigDrift cannot see that).
+      alert: 'AuthGatewayUnauthorizedOutage',
+      expr: [
+        `job:authgw_unauthorized_credentialed_per_decisions:ratio_rate${ow} >= ${outage.ratio.value}`,
+        `and on (job) job:authgw_auth_decisions_credentialed:rate${ow} >= ${outage.minDecisionsPerSecond.value}`,
+      ].join('\n'),
+      for: outage.for.value,
+      severity: 'critical',
+      summary:
+        'Requests with credentials are refused by the auth gateway: {{ $value | humanizePercentage }} answered 401' +
+        withDominant(outageBreakdown, `, ${topReason('them')}`) +
+        '.',
+      description:
+        `{{ $value | humanizePercentage }} of the session and JWT decisions on protected routes at {{ $labels.job }} were answered 401 over the last ${ow} ` +
+        '(by the gateway or by the upstream; requests without credentials not counted): signed-in users are being signed out. ' +
+        withDominant(outageBreakdown, `{{ $reason }}{{ if $mechanism }} ({{ $mechanism }}){{ end }} is {{ $share | humanizePercentage }} of them. ${guideChain(unexpectedCases)}`),
+      runbookInDescription: true,
+    }),
+    alert({
       alert: 'AuthGatewayUnauthorizedSpike',
       expr: [
-        surgeExpr('job:authgw_unauthorized_unexpected_per_requests', spike.factor.value, spike.baselineFloor.value, spike.ceiling.value),
+        '(',
+        '  job:authgw_unauthorized_unexpected_per_requests:ratio_rate5m',
+        `    > ${spike.factor.value} * clamp_min(${spikeBaseline}, ${spike.baselineFloor.value})`,
+        '  or',
+        '  (',
+        `    job:authgw_unauthorized_unexpected_per_requests:ratio_rate5m > ${spike.ceiling.value}`,
+        `    unless on (job) ${spikeBaseline}`,
+        '  )',
+        ')',
         `and on (job) job:authgw_http_requests:rate5m > ${spike.minRequestsPerSecond.value}`,
         `and on (job) ${atLeastIn5m('job:authgw_unauthorized_unexpected:rate5m', spike.minCountIn5m.value)}`,
       ].join('\n'),
       for: spike.for.value,
       severity: 'warning',
-      summary: 'Share of 401 responses from the auth gateway is far above normal.',
+      summary:
+        'Share of 401 responses from the auth gateway is far above normal: {{ $value | humanizePercentage }}' +
+        withDominant(spikeBreakdown, `, ${topReason('them')}`) +
+        '.',
       description:
         '{{ $value | humanizePercentage }} of {{ $labels.job }} requests were answered 401 over the last 5m ' +
-        '(wrong passwords at sign-in not counted).',
+        `(no_credentials and wrong passwords at sign-in not counted), more than ${spike.factor.value}x the share at this time yesterday ` +
+        `(or over the ${spike.sameDayWindow.value} before the last ${spike.sameDayOffset.value} without yesterday). ` +
+        withDominant(spikeBreakdown, `{{ $reason }}{{ if $mechanism }} ({{ $mechanism }}){{ end }} is {{ $share | humanizePercentage }} of them. ${guideChain(unexpectedCases)}`),
+      runbookInDescription: true,
     }),
-    alert({
-      alert: 'AuthGatewayJwtKeyMismatch',
-      expr: jwtReasonExpr('bad_signature|kid_unknown', th.jwtKeyMismatch.ratio.value, th.jwtKeyMismatch.minCountIn5m.value),
-      for: th.jwtKeyMismatch.for.value,
-      severity: 'warning',
-      summary: 'Bearer JWTs fail signature or key lookup at the auth gateway.',
-      description: '{{ $value | humanizePercentage }} of JWT decisions at {{ $labels.job }} failed with {{ $labels.reason }} over the last 5m.',
-    }),
-    alert({
-      alert: 'AuthGatewayJwtClaimMismatch',
-      expr: jwtReasonExpr('issuer_mismatch|audience_mismatch', th.jwtClaimMismatch.ratio.value, th.jwtClaimMismatch.minCountIn5m.value),
-      for: th.jwtClaimMismatch.for.value,
-      severity: 'warning',
-      summary: 'Bearer JWTs carry an issuer or audience the auth gateway does not expect.',
-      description: '{{ $value | humanizePercentage }} of JWT decisions at {{ $labels.job }} failed with {{ $labels.reason }} over the last 5m.',
-    }),
-    alert({
-      alert: 'AuthGatewayJwtExpiredSurge',
-      expr: jwtReasonExpr('expired|not_yet_valid', th.jwtExpiredSurge.ratio.value, th.jwtExpiredSurge.minCountIn5m.value),
-      for: th.jwtExpiredSurge.for.value,
-      severity: 'warning',
-      summary: 'Many bearer JWTs reach the auth gateway outside their validity window.',
-      description: '{{ $value | humanizePercentage }} of JWT decisions at {{ $labels.job }} failed with {{ $labels.reason }} over the last 5m.',
-    }),
+    jwtReasonAlert('AuthGatewayJwtKeyMismatch', 'bad_signature|kid_unknown', th.jwtKeyMismatch, 'signature or key'),
+    jwtReasonAlert('AuthGatewayJwtClaimMismatch', 'issuer_mismatch|audience_mismatch', th.jwtClaimMismatch, 'issuer or audience'),
+    jwtReasonAlert('AuthGatewayJwtExpiredSurge', 'expired|not_yet_valid', th.jwtExpiredSurge, 'validity window'),
     alert({
       alert: 'AuthGatewaySessionBadSignature',
       expr: [
@@ -306,29 +449,45 @@ function authAlerts(): AlertRule[] {
       ].join('\n'),
       for: th.sessionBadSignature.for.value,
       severity: 'warning',
-      summary: 'Session cookies fail signature checks at the auth gateway.',
+      summary: 'Session cookies fail with bad_signature on {{ $value | humanizePercentage }} of requests at the auth gateway.',
       description:
-        '{{ $value | humanizePercentage }} of {{ $labels.job }} requests carried a session cookie whose signature did not verify over the last 5m.',
+        '{{ $value | humanizePercentage }} of {{ $labels.job }} requests carried a session cookie whose signature did not verify (bad_signature) over the last 5m. ' +
+        guideText(sessionBadSignature),
+      runbookInDescription: true,
     }),
     alert({
       alert: 'AuthGatewaySessionCookieMissing',
       expr: [
-        surgeExpr('job:authgw_session_cookie_missing_per_sign_in_successes', cookie.factor.value, cookie.baselineFloor.value, cookie.ceiling.value),
+        '(',
+        '  job:authgw_session_cookie_missing_per_sign_in_successes:ratio_rate5m',
+        `    > ${cookie.factor.value} * clamp_min(job:authgw_session_cookie_missing_per_sign_in_successes:ratio_rate1h offset 1d, ${cookie.baselineFloor.value})`,
+        '  or',
+        `  job:authgw_session_cookie_missing_per_sign_in_successes:ratio_rate5m > ${cookie.ceiling.value}`,
+        ')',
         `and on (job) ${atLeastIn5m('sum by (job) (job_outcome_reason:authgw_sign_in_attempts:rate5m{outcome="success"})', cookie.minSignInsIn5m.value)}`,
         `and on (job) ${atLeastIn5m(`sum by (job) (job_reason:authgw_session_nulls:rate5m{reason=~"${COOKIE_MISSING}"})`, cookie.minCountIn5m.value)}`,
       ].join('\n'),
       for: cookie.for.value,
       severity: 'warning',
-      summary: 'Signed-in users reach the auth gateway without their session cookie.',
+      summary:
+        'Signed-in users reach the auth gateway without their session cookie' +
+        withDominant(cookieBreakdown, `: ${topReason('the cookie-less lookups')}`) +
+        '.',
       description:
-        '{{ $labels.job }} saw {{ $value | humanize }} session lookups without a usable cookie per successful sign-in over the last 5m.',
+        '{{ $labels.job }} saw {{ $value | humanize }} session lookups without a usable cookie per successful sign-in over the last 5m. ' +
+        withDominant(
+          cookieBreakdown,
+          `{{ $reason }} is {{ $share | humanizePercentage }} of them. ${guideChain(cases('unauthorized', COOKIE_MISSING.split('|')))}`,
+        ),
+      runbookInDescription: true,
     }),
     alert({
       alert: 'AuthGatewayTokenIssuanceStopped',
       expr: [
         `sum by (job) (increase(${sel('authgw_sign_in_attempts_total', 'outcome="success"')}[15m])) >= ${th.tokenIssuanceStopped.minSignInsIn15m.value}`,
         `and on (job) sum by (job) (rate(${sel('authgw_tokens_issued_total', 'kind="jwt"')}[15m])) == 0`,
-        `and on (job) sum by (job) (increase(${sel('authgw_tokens_issued_total', 'kind="jwt"')}[1d])) > 0`,
+        // "JWTs were issued today": a day of the recorded 5m rate, not of the raw counters.
+        'and on (job) sum by (job) (max_over_time(job_kind_via:authgw_tokens_issued:rate5m{kind="jwt"}[1d])) > 0',
       ].join('\n'),
       for: th.tokenIssuanceStopped.for.value,
       severity: 'warning',
@@ -373,33 +532,48 @@ function authAlerts(): AlertRule[] {
       description: 'The JWKS on {{ $labels.instance }} ({{ $labels.job }}) was last refreshed {{ $value | humanizeDuration }} ago.',
     }),
     alert({
+      // Per mechanism, because the two paths fail for different reasons: on the
+      // session path the signing key cannot be decrypted (signing_failed moves
+      // too), on the JWT path no verification keys could be loaded.
       alert: 'AuthGatewayJwksUnavailable',
       expr: atLeastIn5m(
-        'sum by (job) (job_mechanism_reason:authgw_auth_unavailable:rate5m{reason="jwks_unavailable"})',
+        'sum by (job, mechanism) (job_mechanism_reason:authgw_auth_unavailable:rate5m{reason="jwks_unavailable"})',
         jwks.unavailableMinCountIn5m.value,
       ),
       for: jwks.unavailableFor.value,
       severity: 'warning',
-      summary: 'The auth gateway answers 503 because it cannot fetch the JWKS.',
-      description: '{{ $value | printf "%.0f" }} requests to {{ $labels.job }} were answered 503 jwks_unavailable over the last 5m.',
+      summary:
+        'The auth gateway answers 503 jwks_unavailable ({{ $labels.mechanism }}' +
+        queryValue(
+          `sum by (job) (${jobSel('job_mechanism_reason:authgw_auth_unavailable:rate5m', 'mechanism=%[2]q', 'reason="jwks_unavailable"')}) / ${jobSel('job:authgw_http_requests:rate5m')}`,
+          'humanizePercentage',
+          { args: ['$labels.mechanism'], before: ', ', after: ' of requests' },
+        ) +
+        '): ' +
+        '{{ if eq $labels.mechanism "session" }}the signing key cannot be decrypted{{ else }}the verification keys cannot be loaded{{ end }}.',
+      description:
+        '{{ $value | printf "%.0f" }} {{ $labels.mechanism }} requests to {{ $labels.job }} were answered 503 jwks_unavailable over the last 5m; ' +
+        queryValue(`${jobSel('job_reason:authgw_token_issue_failures:rate5m', 'reason="signing_failed"')} * 300`, 'printf "%.0f"', { fallback: '0' }) +
+        ' token signings failed with signing_failed (a key that cannot be decrypted) in the same 5m. ' +
+        withReason('"jwks_unavailable"', '$labels.mechanism', guideChain(cases('unavailable', ['jwks_unavailable']))),
+      runbookInDescription: true,
     }),
     alert({
       alert: 'AuthGatewayStoreUnavailable',
-      expr: atLeastIn5m(
-        [
-          'sum by (job) (',
-          '    job_mechanism_reason:authgw_auth_unavailable:rate5m{reason="store_unavailable"}',
-          '  or job_reason:authgw_token_issue_failures:rate5m{reason="store_unavailable"}',
-          '  or job_outcome_reason:authgw_sign_in_attempts:rate5m{reason="store_unavailable"}',
-          ')',
-        ].join('\n'),
-        th.storeUnavailable.minCountIn5m.value,
-      ),
+      expr: atLeastIn5m(storeRate, th.storeUnavailable.minCountIn5m.value),
       for: th.storeUnavailable.for.value,
       severity: 'warning',
-      summary: 'The auth gateway cannot reach its session store.',
+      summary:
+        'The auth gateway answers store_unavailable: {{ $value | printf "%.0f" }} failures in 5m' +
+        queryValue(`${storeRate.replaceAll('\n', ' ').replaceAll(/\{reason=/g, '{job=%[1]q,reason=')} / ${jobSel('job:authgw_http_requests:rate5m')}`, 'humanizePercentage', {
+          before: ' (',
+          after: ' of requests)',
+        }) +
+        '.',
       description:
-        '{{ $value | printf "%.0f" }} session lookups, token mints or sign-ins at {{ $labels.job }} failed with store_unavailable over the last 5m.',
+        '{{ $value | printf "%.0f" }} session lookups, token mints or sign-ins at {{ $labels.job }} failed with store_unavailable over the last 5m. ' +
+        guideText(storeUnavailable),
+      runbookInDescription: true,
     }),
     alert({
       alert: 'AuthGatewayDatabaseErrors',
@@ -417,9 +591,14 @@ function authAlerts(): AlertRule[] {
       ].join('\n'),
       for: th.upstreamFailures.for.value,
       severity: 'warning',
-      summary: 'Calls from the auth gateway to the protected API fail.',
+      summary:
+        'Calls from the auth gateway to the protected API fail: {{ $value | humanizePercentage }} of them' +
+        withDominant(upstreamBreakdown, `, ${topReason('the failures')}`) +
+        '.',
       description:
-        '{{ $value | humanizePercentage }} of upstream calls from {{ $labels.job }} got no usable response (timeout, connection error, reset or bad response) over the last 5m.',
+        '{{ $value | humanizePercentage }} of upstream calls from {{ $labels.job }} got no usable response (timeout, connection error, reset or bad response) over the last 5m. ' +
+        withDominant(upstreamBreakdown, `{{ $reason }} is {{ $share | humanizePercentage }} of them. ${guideChain(cases('upstream_failure'))}`),
+      runbookInDescription: true,
     }),
   ]
 
@@ -480,8 +659,68 @@ function authAlerts(): AlertRule[] {
       description:
         '{{ $value | humanize }} sign-ins per second failed at {{ $labels.job }} (wrong password or rate-limited) over the last 5m.',
     }),
+    ...probeAlerts(),
   )
   return rules
+}
+
+/** The synthetic sign-in probe (issue 15): blackbox monitoring of the login path, whatever the traffic. */
+function probeAlerts(): AlertRule[] {
+  const failing = th.probeFailing
+  const stale = th.probeStale
+  const breakdown =
+    `topk(1, sum by (job, step, reason) (increase(${jobSel('authgw_probe_failures_total')}[5m]))` +
+    ` / ignoring (step, reason) group_left sum by (job) (increase(${jobSel('authgw_probe_failures_total')}[5m])))`
+  const stepAndReason = '{{ $step := label "step" $top }}'
+  // The call with the JWT is the JWT mechanism; every other step uses the session cookie.
+  const mechanismOfStep = '{{ $mechanism = "session" }}{{ if eq $step "bearer_call" }}{{ $mechanism = "jwt" }}{{ end }}'
+  return [
+    alert({
+      // probe_up is 1 when a replica's last run succeeded: max over the job is
+      // 0 only when no replica's probe succeeds. The age of the newest success
+      // covers a replica that stopped probing with its probe_up left at 1.
+      // Failed runs in the window prove the probe runs, so a deployment
+      // without the probe never pages.
+      alert: 'AuthGatewayProbeFailing',
+      expr: [
+        '(',
+        `  max by (job) (${sel('authgw_probe_up')}) == 0`,
+        '  or',
+        `  time() - max by (job) (${sel('authgw_probe_last_success_timestamp_seconds')}) > ${failing.maxSuccessAgeSeconds.value}`,
+        ')',
+        `and on (job) sum by (job) (increase(${sel('authgw_probe_failures_total')}[${failing.window.value}])) > 0`,
+      ].join('\n'),
+      for: failing.for.value,
+      severity: 'critical',
+      summary:
+        'The sign-in probe fails, so users cannot sign in or use their session' +
+        withDominant(breakdown, `${stepAndReason}: step {{ $step }} fails with {{ $reason }}, {{ $share | humanizePercentage }} of the failed runs`) +
+        '.',
+      description:
+        'Every run of the synthetic sign-in probe at {{ $labels.job }} has failed for at least ' +
+        `${failing.for.value}; last success: ` +
+        queryValue(`time() - max by (job) (${jobSel('authgw_probe_last_success_timestamp_seconds')})`, 'humanizeDuration', { fallback: 'never', after: ' ago' }) +
+        '. The probe signs in, calls PROBE_PATH with the cookie and with a JWT, and signs out through the public URL, as a user does. ' +
+        withDominant(
+          breakdown,
+          `${stepAndReason}${mechanismOfStep}Step {{ $step }} fails with {{ $reason }} ({{ $share | humanizePercentage }} of the failed runs in 5m). ` +
+            guideChain([...probeCases(), ...cases('unauthorized'), ...cases('unavailable')]),
+        ),
+      runbookInDescription: true,
+    }),
+    alert({
+      alert: 'AuthGatewayProbeStale',
+      expr: [
+        // Ran in the last day (recorded rate, not a day of raw counters), but not in the window.
+        'max_over_time(job:authgw_probe_runs:rate5m[1d]) > 0',
+        `unless on (job) sum by (job) (increase(${sel('authgw_probe_runs_total')}[${stale.window.value}])) > 0`,
+      ].join('\n'),
+      for: stale.for.value,
+      severity: 'warning',
+      summary: 'The synthetic sign-in probe stopped running: a broken login would go unnoticed at low traffic.',
+      description: `No run of the sign-in probe at {{ $labels.job }} in the last ${stale.window.value}, although it ran during the last day.`,
+    }),
+  ]
 }
 
 export function alertRuleGroups(): Array<RuleGroup<AlertRule>> {

@@ -39,14 +39,23 @@ export const thresholds = {
     availabilityObjective: t(0.999, 'At most 0.1 % of client requests may be answered 5xx over 30 days (503 store_unavailable / jwks_unavailable and 502/504 from the upstream count; 401s do not).'),
     latencyObjective: t(0.99, 'At least 99 % of client requests must be answered within the latency threshold.'),
     latencyThresholdSeconds: t('0.25', 'Must be a bucket bound of authgw_http_request_duration_seconds; non-integer so `le` renders the same on Prometheus 2 and 3.'),
+    minBadInShortWindow: t(10, 'Minimum traffic of a burn-rate tier: at least 10 failed (or slow) requests in its short window. A handful of 503s in a quiet hour is a large share of little traffic, not an outage; a real outage at night (0.2 req/s) still fails 60 requests in 5 m.'),
+  },
+  unauthorizedOutage: {
+    ratio: t(0.4, 'Share of session and JWT decisions on protected routes answered 401 (by the gateway, or by the upstream after the gateway allowed them). One replica of two with another secret refuses exactly half; rate noise puts that on either side of 50 %, so the page starts at 40 %.'),
+    window: t('1m', 'Short enough to page within 3 minutes of onset, `for` included. Needs a scrape interval of at most 20 s (the shipped 15 s gives four samples a window).'),
+    minDecisionsPerSecond: t(0.5, 'A job with real traffic: 30 session or JWT decisions a minute. Below it a few stale cookies are most of the traffic; the sign-in probe pages for quiet hours.'),
+    for: t('1m', 'Onset to page: under a minute for the 1m share to pass 40 %, this minute, and up to 30 s of scrape and evaluation delay.'),
   },
   unauthorizedSpike: {
-    factor: t(3, 'Fire when the 401 share is three times what it was at the same time yesterday.'),
-    baselineFloor: t(0.05, 'Yesterday counts as at least 5 %, so a near-zero baseline cannot make "3× normal" trivial.'),
-    ceiling: t(0.5, 'Half of all requests answered 401 is never normal; also covers a fresh Prometheus with no history for `offset 1d`.'),
+    factor: t(2.5, 'Fire above 2.5x the baseline share, so that a tripling (2 % → 6 %) fires with a margin for rate noise instead of on the threshold.'),
+    baselineFloor: t(0.01, 'The baseline counts as at least 1 %: from a 0 % baseline it takes 2.5 % of requests, sustained and above the count floor, to fire.'),
+    sameDayWindow: t('6h', 'Without a day of history (or with a gap at this time yesterday) the baseline is the share over the 6 hours before the offset below.'),
+    sameDayOffset: t('30m', 'The same-day baseline ends 30 minutes ago, so a spike is not part of its own baseline until well after the alert fires.'),
+    ceiling: t(0.25, 'Only without any baseline (a Prometheus younger than the offset): a quarter of requests answered with an unexpected 401 is never normal.'),
     minRequestsPerSecond: t(1, 'About 300 requests in 5 m; below that a handful of 401s swings the ratio.'),
     minCountIn5m: t(30, 'At least 30 counted 401s in 5 m before the ratio means anything.'),
-    for: t('10m', 'Ratio alert: ride out a client retry storm or a single misbehaving script.'),
+    for: t('8m', 'Ride out a client retry storm or one misbehaving script; a tripling still warns within 15 minutes (the 5m share needs under 4 minutes to pass 2.5x).'),
   },
   jwtKeyMismatch: {
     ratio: t(0.1, 'bad_signature or kid_unknown on 10 % of JWT decisions: keys or secret differ between issuer and gateway, or the JWKS is stale.'),
@@ -113,6 +122,15 @@ export const thresholds = {
   },
   metricsAbsent: {
     for: t('5m', 'Longer than a Prometheus or gateway restart.'),
+  },
+  probeFailing: {
+    for: t('1m', 'Every probe run failed for a minute (four runs at the compose stack\'s 15 s interval): the login path is broken whatever the traffic. Onset to page stays under 3 minutes.'),
+    window: t('1m', 'Failed runs counted over this window prove the probe is running (a disabled probe never pages).'),
+    maxSuccessAgeSeconds: t(90, 'Also page when the newest success of any replica is older than this, for a replica whose probe_up still says 1 from before it stopped probing: six runs at the compose stack\'s 15 s. Raise it with PROBE_INTERVAL_SECONDS above 45 s.'),
+  },
+  probeStale: {
+    window: t('10m', 'No probe run in 10 minutes, after runs in the last day: the probe stopped (or was turned off without a silence).'),
+    for: t('5m', 'Longer than a rolling restart of the replica that runs the probe.'),
   },
   signInFailureSurge: {
     failuresPerSecond: t(1, 'About 300 failed sign-ins (wrong password or rate-limited) in 5 m.'),

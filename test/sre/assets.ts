@@ -6,6 +6,7 @@ import { readFileSync, readdirSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parse } from 'yaml'
+import { templateQueries } from '../../alerts/src/annotations.ts'
 import { buildDashboards } from '../../dashboards/src/build.ts'
 import type { Dashboard, Panel, Target } from '../../dashboards/src/grafana.ts'
 
@@ -206,9 +207,26 @@ export const recordingRules = (): RuleExpr[] => ruleExpressions().filter((r) => 
 export const alertRules = (): RuleExpr[] => ruleExpressions().filter((r) => r.kind === 'alert')
 export const alertNames = (): string[] => [...new Set(alertRules().map((r) => r.name))]
 
+/**
+ * The queries inside alert annotations (`{{ with printf \`…\` $labels.job | query }}`),
+ * with the job filled in (and `session` for a further label argument): Prometheus
+ * runs them when the alert is active.
+ */
+export function annotationTemplateQueries(job = 'authgw'): Array<{ source: string; expr: string }> {
+  const out: Array<{ source: string; expr: string }> = []
+  for (const r of alertRules()) {
+    for (const [key, template] of Object.entries(r.annotations)) {
+      const queries = templateQueries(template, job, ['session'])
+      queries.forEach((expr, i) => out.push({ source: `${r.file} ${r.name}${r.labels.long ? ` ${r.labels.long}/${r.labels.short}` : ''} ${key} query ${i + 1}`, expr }))
+    }
+  }
+  return out
+}
+
 /** Every PromQL expression in dashboards/ and alerts/, ready for Prometheus, with where it came from. */
 export function allExpressions(vars: Partial<Substitutions> = {}): Array<{ source: string; expr: string }> {
   return [
+    ...annotationTemplateQueries(),
     ...dashboardQueries(vars).map((q) => ({ source: `${q.file} panel ${q.panelId} "${q.panelTitle}" ${q.refId}`, expr: q.expr })),
     ...variableQueries(vars).map((q) => ({ source: `${q.dashboard} variable ${q.name}`, expr: q.expr })),
     ...annotationQueries(vars).map((q) => ({ source: `${q.dashboard} annotation ${q.name}`, expr: q.expr })),

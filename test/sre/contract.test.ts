@@ -2,8 +2,9 @@
 // exists in the contract of src/telemetry/metrics.ts (a renamed metric would
 // otherwise leave a dashboard silently empty, as authelia/authelia#7003 did).
 import t from 'tap'
+import { PENDING_METRICS, pendingSeriesNames } from '../../alerts/src/pending-metrics.ts'
 import { MetricName } from '../../src/telemetry/metrics.ts'
-import { annotationQueries, dashboardQueries, recordingRules, ruleExpressions, variableQueries } from './assets.ts'
+import { annotationQueries, annotationTemplateQueries, dashboardQueries, recordingRules, ruleExpressions, variableQueries } from './assets.ts'
 import { contractMetricOf, loadContract } from './contract.ts'
 import { literalValues, metricNames, selectors } from './promql.ts'
 
@@ -15,7 +16,11 @@ const dashboardExprs = [
   ...variableQueries().map((q) => ({ source: `${q.dashboard} variable $${q.name}`, expr: q.expr })),
   ...annotationQueries().map((q) => ({ source: `${q.dashboard} annotation ${q.name}`, expr: q.expr })),
 ]
-const ruleExprs = ruleExpressions().map((r) => ({ source: `${r.file} ${r.kind} ${r.name}`, expr: r.expr }))
+const ruleExprs = [
+  ...ruleExpressions().map((r) => ({ source: `${r.file} ${r.kind} ${r.name}`, expr: r.expr })),
+  ...annotationTemplateQueries(),
+]
+const pending = pendingSeriesNames()
 
 t.test('the contract registry has the gateway metrics and the default process metrics', async (t) => {
   for (const name of Object.values(MetricName)) t.ok(contract.metrics.some((m) => m.name === name), name)
@@ -29,9 +34,19 @@ t.test('dashboards use only contract series', async (t) => {
   }
 })
 
-t.test('rules use only contract series and recorded series defined in alerts/', async (t) => {
+t.test('rules use only contract series, recorded series defined in alerts/ and pending probe series', async (t) => {
+  t.ok(annotationTemplateQueries().length >= 10, 'the queries inside annotations are checked too')
   for (const { source, expr } of ruleExprs) {
-    for (const name of metricNames(expr)) t.ok(contract.seriesNames.has(name) || recordNames.has(name), `${source}: ${name}`)
+    for (const name of metricNames(expr)) t.ok(contract.seriesNames.has(name) || recordNames.has(name) || pending.has(name), `${source}: ${name}`)
+  }
+})
+
+// alerts/src/pending-metrics.ts lets the probe alerts name series the gateway
+// does not expose yet. Once it does, the exemption must go, so the metric is
+// checked like every other (type, closed label values).
+t.test('pending metrics are not in the contract yet (delete them from alerts/src/pending-metrics.ts once they are)', async (t) => {
+  for (const name of Object.keys(PENDING_METRICS)) {
+    t.notOk(contract.metrics.some((m) => m.name === name), `${name} is still pending`)
   }
 })
 

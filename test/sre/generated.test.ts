@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parse } from 'yaml'
 import { buildDashboards, renderDashboard } from '../../dashboards/src/build.ts'
-import { renderRuleFiles, renderRunbook, RUNBOOK_FILE } from '../../alerts/src/build.ts'
+import { renderGeneratedTests, renderRuleFiles, renderRunbook, RUNBOOK_FILE } from '../../alerts/src/build.ts'
 import { ALERTS_DIR, DASHBOARDS_DIR } from './assets.ts'
 
 t.test('dashboards/*.json match dashboards/src (run `npx node dashboards/src/build.ts`)', async (t) => {
@@ -28,4 +28,12 @@ t.test('alerts/*.yml match alerts/src (run `npx node alerts/src/build.ts`)', asy
 t.test('runbook threshold tables match alerts/src/thresholds.ts (run `npx node alerts/src/build.ts`)', async (t) => {
   const runbook = readFileSync(join(ALERTS_DIR, RUNBOOK_FILE), 'utf8')
   t.equal(runbook, renderRunbook(runbook))
+})
+
+t.test('generated promtool tests match their generators (run `npx node alerts/src/build.ts`)', async (t) => {
+  const generated = Object.entries(renderGeneratedTests())
+  t.ok(generated.length > 0)
+  for (const [file, content] of generated) {
+    t.equal(readFileSync(join(ALERTS_DIR, file), 'utf8'), content, `${file} is what alerts/src/quiet-day.ts writes`)
+  }
 })

@@ -10,14 +10,16 @@
 //
 // Fresh Prometheus, so no history: rate(...[5m]) and [1h] windows cover only
 // the seconds scraped so far (extrapolated by half a scrape interval at each
-// end, so `rate5m * 300` is the count seen in the window), and `offset 1d`
-// selects nothing. The spike alert's "3x yesterday" branch therefore cannot
-// fire here; its other branch, "more than half of all requests are 401", is
-// the one a fresh or history-less Prometheus relies on, so the scenario's
-// spike outnumbers the rest of the traffic two to one. The "3x yesterday"
-// branch is covered by alerts/tests/unauthorized-spike.test.yml (promtool).
-// `for:` durations (5m, 10m) are not waited for: the alerts are asserted to
-// be pending, which is what an alert whose expression is true is until `for`.
+// end, so `rate5m * 300` is the count seen in the window), and neither
+// `offset 1d` nor the same-day baseline (`offset 30m`) selects anything. The
+// spike alert's baseline branches therefore cannot fire here; its other
+// branch, "no baseline and more than a quarter of all requests are unexpected
+// 401s", is the one a fresh Prometheus relies on, so the scenario's spike
+// outnumbers the rest of the traffic two to one. The baselines are covered by
+// alerts/tests/unauthorized-spike.test.yml (promtool). `for:` durations (1m,
+// 5m, 8m) are not waited for: the alerts are asserted to be pending, which is
+// what an alert whose expression is true is until `for`
+// (test/sre/live-alertmanager.test.ts waits for a page).
 import t from 'tap'
 import { join } from 'node:path'
 import { ALERTS_DIR, alertRules, annotationQueries, dashboardQueries, recordingRules, ruleExpressions, ruleFiles, variableQueries, allExpressions } from './assets.ts'
@@ -25,7 +27,9 @@ import { SCRAPE_SERIES } from './contract.ts'
 import { metricNames } from './promql.ts'
 import { findPrometheus, PROMETHEUS_MISSING, settle, startPrometheus, eventually } from './live/prometheus.ts'
 import type { ApiRule, InstantSeries, Prometheus } from './live/prometheus.ts'
-import { newTally, normalKinds, signInKinds, signUpUsers, spikeKinds, stream } from './live/scenario.ts'
+import { newTally, normalKinds, signedOutCookies, signInKinds, signUpUsers, spikeKinds, stream } from './live/scenario.ts'
+import { thresholds } from '../../alerts/src/thresholds.ts'
+import { pendingSeriesNames } from '../../alerts/src/pending-metrics.ts'
 import type { Stream } from './live/scenario.ts'
 import { startTestGateway, freePort } from '../helpers/gateway.ts'
 import { freshDatabaseUrl } from '../helpers/database.ts'
@@ -33,6 +37,8 @@ import { parseExposition, parseKey, scrapeText } from '../helpers/metrics.ts'
 
 const JOB = 'authgw'
 const SPIKE_ALERT = 'AuthGatewayUnauthorizedSpike'
+/** The page when most requests with credentials are refused: the tampered JWTs are. */
+const OUTAGE_ALERT = 'AuthGatewayUnauthorizedOutage'
 /** The alert for the spike's reason (JWT bad_signature / kid_unknown). */
 const REASON_ALERT = 'AuthGatewayJwtKeyMismatch'
 /** Alerts on other 401 reasons: must stay quiet during a bad_signature spike. */
@@ -41,7 +47,7 @@ const OTHER_REASON_ALERTS = ['AuthGatewayJwtClaimMismatch', 'AuthGatewayJwtExpir
 /** Normal traffic: enough for `job:authgw_http_requests:rate5m > 1` (300 requests in the window) with a margin. */
 const NORMAL_PER_SECOND = 40
 const BEFORE_MIN_REQUESTS = 400
-/** Enough unexpected 401s (anonymous calls) before the spike that the count floor (>= 30) is met: only the ratio keeps the alert quiet. */
+/** Enough unexpected 401s (signed-out cookies) before the spike that the count floor (>= 30) is met: only the ratio keeps the alert quiet. */
 const BEFORE_MIN_UNEXPECTED_401 = 40
 const SIGN_INS_PER_SECOND = 1.5
 const SPIKE_PER_SECOND = 200
@@ -69,6 +75,7 @@ t.test('dashboards, rules and alerts against a live Prometheus scraping two gate
   const b = await startTestGateway(t, { databaseUrl, env: { ...env, BETTER_AUTH_URL: a.config.baseUrl } })
   const gateways = [a, b]
   const users = await signUpUsers(a.url, 6)
+  const signedOut = await signedOutCookies(a.url, 3)
   mark('gateways up, users signed up')
 
   const targets = gateways.map((g) => new URL(g.metricsUrl).host)
@@ -96,7 +103,7 @@ t.test('dashboards, rules and alerts against a live Prometheus scraping two gate
   t.teardown(() => Promise.all(streams.map((s) => s.stop())))
   const bases = gateways.map((g) => g.url)
   const trafficStart = Date.now()
-  streams.push(stream(bases, normalKinds(users), NORMAL_PER_SECOND, [all, normal]))
+  streams.push(stream(bases, normalKinds(users, signedOut), NORMAL_PER_SECOND, [all, normal]))
   streams.push(stream(bases, signInKinds(users, new URL(a.config.baseUrl).origin), SIGN_INS_PER_SECOND, [all, normal], 4))
 
   await t.test('targets', async (t) => {
@@ -124,7 +131,9 @@ t.test('dashboards, rules and alerts against a live Prometheus scraping two gate
     t.equal((await prom.query(`job:authgw_http_requests:rate5m{job="${JOB}"} > 1`, beforeAt)).length, 1, 'request floor met: > 1 req/s over 5m')
     t.equal((await prom.query(`job:authgw_unauthorized_unexpected:rate5m{job="${JOB}"} * 300 >= 30`, beforeAt)).length, 1, 'count floor met: >= 30 unexpected 401s in 5m')
     const ratio = await prom.query(`job:authgw_unauthorized_unexpected_per_requests:ratio_rate5m{job="${JOB}"}`, beforeAt)
-    t.ok(value(ratio) > 0 && value(ratio) < 0.5, `unexpected 401 ratio ${value(ratio)} is above 0 and below the 0.5 ceiling`)
+    const ceiling = thresholds.unauthorizedSpike.ceiling.value
+    t.ok(value(ratio) > 0 && value(ratio) < ceiling, `unexpected 401 ratio ${value(ratio)} is above 0 and below the ${ceiling} ceiling`)
+    t.same(await prom.query(exprOf(OUTAGE_ALERT), beforeAt), [], `${OUTAGE_ALERT} expression is false`)
 
     t.same(await prom.query(exprOf(REASON_ALERT), beforeAt), [], `${REASON_ALERT} expression is false`)
     t.equal(
@@ -139,12 +148,13 @@ t.test('dashboards, rules and alerts against a live Prometheus scraping two gate
   // ---- the spike --------------------------------------------------------
   const spikeStart = Date.now()
   streams.push(stream(bases, spikeKinds(users), SPIKE_PER_SECOND, [all, spike]))
-  // With no `offset 1d` baseline the spike must exceed half of all requests
-  // in the window: stop counting once it outnumbers the rest two to one.
+  // With no baseline the spike must exceed a quarter of all requests in the
+  // window (the ceiling): wait until it outnumbers all the rest, which leaves
+  // a margin, however slowly a loaded machine lets the spike through.
   await eventually(
-    'the spike outnumbers all other requests two to one',
-    async () => (spike.unexpected401 >= 30 && spike.unexpected401 >= 2 * normal.nonProbe ? true : undefined),
-    60_000,
+    'the spike outnumbers all other requests',
+    async () => (spike.unexpected401 >= 30 && spike.unexpected401 >= normal.nonProbe ? true : undefined),
+    180_000,
   )
   const duringAt = await settle(prom, Date.now() + 100)
   mark('spike seen by the rules')
@@ -153,13 +163,16 @@ t.test('dashboards, rules and alerts against a live Prometheus scraping two gate
     t.same(spike.problems, [], 'every spike request was answered 401 bad_signature')
     const spikeResult = await prom.query(exprOf(SPIKE_ALERT), duringAt)
     t.same(spikeResult.map((s) => s.metric.job), [JOB], `${SPIKE_ALERT} expression is true for job ${JOB}`)
-    t.ok(value(spikeResult) > 0.5, `its value, the unexpected 401 ratio, ${value(spikeResult)} > 0.5`)
+    const ceiling = thresholds.unauthorizedSpike.ceiling.value
+    t.ok(value(spikeResult) > ceiling, `its value, the unexpected 401 ratio, ${value(spikeResult)} > the ${ceiling} ceiling`)
 
     const reasonResult = await prom.query(exprOf(REASON_ALERT), duringAt)
     t.same(reasonResult.map((s) => [s.metric.job, s.metric.reason]), [[JOB, 'bad_signature']], `${REASON_ALERT} expression is true for reason bad_signature`)
     t.ok(value(reasonResult) > 0.1, `its value, the bad_signature share of JWT decisions, ${value(reasonResult)} > 0.1`)
 
     for (const name of OTHER_REASON_ALERTS) t.same(await prom.query(exprOf(name), duringAt), [], `${name} expression stays false`)
+    const outage = await prom.query(exprOf(OUTAGE_ALERT), duringAt)
+    t.same(outage.map((s) => s.metric.job), [JOB], `${OUTAGE_ALERT} expression is true: most requests with credentials are refused`)
 
     const rules = await alertingRules(prom)
     for (const name of [SPIKE_ALERT, REASON_ALERT]) {
@@ -231,7 +244,12 @@ t.test('dashboards, rules and alerts against a live Prometheus scraping two gate
         t.equal(r.health, 'ok', `${g.name} ${r.name}: health ok${r.lastError ? ` (${r.lastError})` : ''}`)
       }
     }
+    const pending = pendingSeriesNames()
     for (const r of recordingRules()) {
+      if (metricNames(r.expr).every((n) => pending.has(n))) {
+        t.same(await prom.query(r.name, end), [], `${r.name} records nothing: it reads only metrics the gateway does not expose yet (alerts/src/pending-metrics.ts)`)
+        continue
+      }
       const series = await prom.query(r.name, end)
       t.ok(series.length > 0, `${r.name} recorded a series`)
       t.ok(series.every((x) => Number.isFinite(Number(x.value[1]))), `${r.name} recorded a number: ${series.map((x) => x.value[1]).join(', ')}`)
@@ -241,7 +259,9 @@ t.test('dashboards, rules and alerts against a live Prometheus scraping two gate
 
   await t.test('every metric name in alerts/ and dashboards/ is exposed', async (t) => {
     const recorded = new Set(recordingRules().map((r) => r.name))
-    const used = new Set(allExpressions().flatMap(({ expr }) => metricNames(expr)).filter((n) => !recorded.has(n)))
+    // The probe metrics issue 15 names are not exposed yet (test/sre/contract.test.ts tracks them).
+    const pending = pendingSeriesNames()
+    const used = new Set(allExpressions().flatMap(({ expr }) => metricNames(expr)).filter((n) => !recorded.has(n) && !pending.has(n)))
     const missing = (names: Iterable<string>, have: Set<string>) => [...names].filter((n) => !have.has(n))
     const fromGateway = [...used].filter((n) => !SCRAPE_SERIES.includes(n))
     t.ok(fromGateway.length > 15, `${fromGateway.length} gateway series names used`)

@@ -14,6 +14,6 @@ export const PROMTOOL_MISSING =
   'promtool not found: install it with `apt-get install -y prometheus` (Debian) or set PROMTOOL=/path/to/promtool'
 
 export function promtool(bin: string, args: string[], cwd?: string): Run {
-  const r = spawnSync(bin, args, { encoding: 'utf8', cwd, timeout: 240_000 })
+  const r = spawnSync(bin, args, { encoding: 'utf8', cwd, timeout: 540_000 })
   return { code: r.status ?? -1, output: `${r.stdout ?? ''}${r.stderr ?? ''}${r.error ? String(r.error) : ''}` }
 }

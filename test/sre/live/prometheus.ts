@@ -1,7 +1,8 @@
 // A real Prometheus (Debian's `prometheus` package, 2.42) for the live SRE
 // tests: started on loopback with a throw-away TSDB, scraping the given
-// targets every second and evaluating the repo's rule files every second,
-// stopped by pid in teardown. A small client for the HTTP API goes with it.
+// targets and evaluating the repo's rule files every second (or the interval
+// given), optionally sending alerts to Alertmanagers, stopped by pid in
+// teardown. A small client for the HTTP API goes with it.
 import { spawn, spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -57,6 +58,10 @@ export type PrometheusOptions = {
   /** Absolute paths (globs allowed) of the rule files to load. */
   ruleFiles: string[]
   port: number
+  /** Scrape and rule evaluation interval (default 1s). */
+  interval?: string
+  /** host:port of Alertmanagers to send alerts to. */
+  alertmanagers?: string[]
 }
 
 export type Prometheus = {
@@ -79,8 +84,9 @@ export async function startPrometheus(t: Teardown, opts: PrometheusOptions): Pro
     configFile,
     stringify({
       // scrape_timeout may not exceed the interval (the default is 10 s).
-      global: { scrape_interval: '1s', scrape_timeout: '1s', evaluation_interval: '1s' },
+      global: { scrape_interval: opts.interval ?? '1s', scrape_timeout: opts.interval ?? '1s', evaluation_interval: opts.interval ?? '1s' },
       rule_files: opts.ruleFiles,
+      ...(opts.alertmanagers ? { alerting: { alertmanagers: [{ static_configs: [{ targets: opts.alertmanagers }] }] } } : {}),
       scrape_configs: [{ job_name: opts.job, static_configs: [{ targets: opts.targets }] }],
     }),
   )

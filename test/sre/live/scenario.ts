@@ -1,8 +1,8 @@
 // Scripted traffic through real gateways for the live Prometheus test: a
 // "normal" mix (cookie and bearer calls, token mints, session checks, sign-ins
 // right and wrong, a brute-forcing client that hits the rate limiter,
-// sign-outs, anonymous calls, probes) and a "spike" of bearer JWTs with a
-// bad signature. Every response is checked against what its kind must get, so
+// sign-outs, anonymous calls, calls with a signed-out session's cookie,
+// probes) and a "spike" of bearer JWTs with a bad signature. Every response is checked against what its kind must get, so
 // the test knows exactly what the gateways counted.
 import { Client, PASSWORD, uniqueEmail } from '../../helpers/client.ts'
 import type { Res } from '../../helpers/client.ts'
@@ -14,7 +14,7 @@ export type Kind = {
   name: string
   /** /healthz: outside every request denominator of the rules. */
   probe?: boolean
-  /** Answered 401 with a reason the spike alert counts (not invalid_credentials). */
+  /** Answered 401 with a reason the spike alert counts (neither no_credentials nor invalid_credentials). */
   unexpected401?: boolean
   /** HTTP requests one `send` makes (default 1). */
   requests?: number
@@ -61,6 +61,29 @@ export async function signUpUsers(base: string, n: number): Promise<User[]> {
   return users
 }
 
+/**
+ * Cookies of sessions that were signed out before any protected call, so no
+ * replica holds them in its session cache: every call with one is 401
+ * session_not_found.
+ */
+export async function signedOutCookies(base: string, n: number): Promise<string[]> {
+  const cookies: string[] = []
+  for (let i = 0; i < n; i++) {
+    const ip = freshIp()
+    const c = new Client(base)
+    const up = await c.post('/api/auth/sign-up/email', { email: uniqueEmail('gone'), password: PASSWORD, name: 'Gone User' }, { headers: xff(ip) })
+    if (up.status !== 200) throw new Error(`sign-up: ${up.status} ${up.text}`)
+    const cookie = c.cookieHeader
+    const out = await c.post('/api/auth/sign-out', {}, { headers: xff(ip) })
+    if (out.status !== 200) throw new Error(`sign-out: ${out.status} ${out.text}`)
+    cookies.push(cookie)
+  }
+  return cookies
+}
+
+/** better-auth's sign-in limiter window (3 attempts per 10 s per address). */
+const RATE_LIMIT_WINDOW_MS = 10_000
+
 const status = (want: number) => (res: Res): true | string => (res.status === want ? true : `status ${res.status}, expected ${want}: ${res.text.slice(0, 200)}`)
 
 const denied = (reason: string) => (res: Res): true | string =>
@@ -75,7 +98,7 @@ export function tamperedJwt(user: User, n: number): string {
 }
 
 /** The normal mix, one kind per slot; round-robin over users. */
-export function normalKinds(users: User[]): Kind[] {
+export function normalKinds(users: User[], signedOut: string[]): Kind[] {
   let u = 0
   const next = () => users[u++ % users.length] as User
   const get = (path: string, headers: Record<string, string>) => (base: string) => new Client(base).get(path, { headers, cookies: false })
@@ -92,7 +115,14 @@ export function normalKinds(users: User[]): Kind[] {
     send: (base) => get('/api/me', { authorization: `Bearer ${next().jwt}` })(base),
     check: status(200),
   }
-  const anonMe: Kind = { name: 'anonymous GET /api/me', unexpected401: true, send: get('/api/me', {}), check: denied('no_credentials') }
+  const anonMe: Kind = { name: 'anonymous GET /api/me', send: get('/api/me', {}), check: denied('no_credentials') }
+  let g = 0
+  const goneMe: Kind = {
+    name: 'GET /api/me with a signed-out session cookie',
+    unexpected401: true,
+    send: (base) => get('/api/me', { cookie: signedOut[g++ % signedOut.length] as string })(base),
+    check: denied('session_not_found'),
+  }
   const session: Kind = {
     name: 'GET /api/auth/get-session with cookie',
     send: (base) => {
@@ -115,8 +145,9 @@ export function normalKinds(users: User[]): Kind[] {
     check: (res) => (res.status === 200 && typeof res.body?.token === 'string' ? true : `expected a token, got ${res.status}: ${res.text.slice(0, 200)}`),
   }
   const probe: Kind = { name: 'GET /healthz', probe: true, send: get('/healthz', {}), check: status(200) }
-  // 10 slots: 40 % cookie, 20 % bearer, 10 % anonymous (401 no_credentials), 30 % better-auth endpoints; plus one probe.
-  return [cookieMe, bearerMe, cookieMe, session, cookieMe, anonMe, bearerMe, token, cookieMe, anonSession, probe]
+  // 11 slots: 4 cookie, 2 bearer, 1 anonymous (401 no_credentials), 1 signed-out cookie (401 session_not_found),
+  // 3 better-auth endpoints; plus one probe.
+  return [cookieMe, bearerMe, cookieMe, session, cookieMe, anonMe, bearerMe, token, cookieMe, goneMe, anonSession, probe]
 }
 
 /** Sign-ins and sign-outs, slower than the rest (password hashing; better-auth allows 3 sign-ins per 10 s per IP). */
@@ -141,19 +172,30 @@ export function signInKinds(users: User[], publicOrigin: string): Kind[] {
     check: status(401),
   }
   // One client guessing from one address, four times in a row at one
-  // replica: the limiter (3 per 10 s) answers the fourth 429 whatever came before.
+  // replica: the limiter (3 per 10 s) answers one of them 429, the fourth
+  // unless its window ended during the four (an earlier one was the 429, or
+  // a loaded machine hashed the passwords for longer than the window).
+  const guesses = new WeakMap<Res, { statuses: number[]; tookMs: number }>()
   const brute: Kind = {
     name: 'sign-in, 4 guesses in a row from one address',
     requests: 4,
     send: async (base) => {
+      const started = Date.now()
+      const statuses: number[] = []
       let last: Res | undefined
       for (let i = 0; i < 4; i++) {
         last = await signIn(bruteIp, (users[0] as User).email, `guess-${i}`)(base)
+        statuses.push(last.status)
         if (i < 3 && last.status !== 401 && last.status !== 429) return last
       }
+      guesses.set(last as Res, { statuses, tookMs: Date.now() - started })
       return last as Res
     },
-    check: status(429),
+    check: (res) => {
+      const g = guesses.get(res)
+      if (res.status === 401 && g && (g.statuses.includes(429) || g.tookMs > RATE_LIMIT_WINDOW_MS)) return true
+      return res.status === 429 ? true : `statuses ${JSON.stringify(g?.statuses)} in ${g?.tookMs} ms: no 429 within the limiter's window; last: ${res.text.slice(0, 200)}`
+    },
   }
   const churn: Kind = {
     name: 'sign-in then sign-out',
