@@ -26,6 +26,8 @@ import { DbOperation, Outcome, RequestErrorReason, RequestOutcome } from './reas
 import { Attr, SpanName } from './telemetry/attributes.ts'
 import { pseudonymize, secretFingerprint } from './telemetry/fingerprint.ts'
 import { safePath } from './telemetry/logging.ts'
+import { metricsFor } from './telemetry/probe-traffic.ts'
+import { PROBE_HEADER, PROBE_REASON_HEADER, createProbeMark } from './probe/mark.ts'
 import { OTHER_ROUTE, createMetrics } from './telemetry/metrics.ts'
 import type { Metrics } from './telemetry/metrics.ts'
 import { activeSpan, getFastifyOtelPlugin, inSpan } from './telemetry/tracing.ts'
@@ -122,6 +124,7 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
   const pseudo = pseudonymize(config.secret)
   const guard = createGuard({ metrics, sessions, jwtVerifier, minter, pseudonymize: pseudo })
 
+  const probeMark = createProbeMark(config.secret)
   const drain = new Drain()
   const app = Fastify({
     loggerInstance: logger,
@@ -162,6 +165,8 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
   // Callback-style hooks: no promise per request on the hot path.
   app.addHook('onRequest', (request, reply, done) => {
     request.authgw = {}
+    const mark = request.headers[PROBE_HEADER]
+    if (mark !== undefined && probeMark.verify(mark, request.method, request.url)) request.authgw.probe = true
     reply.header('x-request-id', request.id)
     access.watch(reply)
     const problem = requestLineProblem(request)
@@ -175,6 +180,14 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
     request.authgw.reason = reason
     request.authgw.detail = { refused: problem }
     reply.code(400).send({ error: reason, reason, requestId: request.id })
+  })
+
+  // The probe labels a failed step with the gateway's own reason (only probe
+  // requests get it; an upstream's answer is sent before this could run).
+  app.addHook('onSend', (request, reply, payload, done) => {
+    const a = request.authgw
+    if (a?.probe === true && a.reason !== undefined) reply.header(PROBE_REASON_HEADER, a.reason)
+    done(null, payload)
   })
 
   app.addHook('onResponse', (request, reply, done) => {
@@ -272,8 +285,8 @@ function accessLog(metrics: Metrics) {
     const seconds = reply.elapsedTime / 1000
     // Captured when the request span started: its context is gone by now.
     const ids = request.traceIds
-    metrics.observeRequest(request.method, route, status, seconds, ids ? { trace_id: ids.trace_id } : undefined)
     const a = request.authgw
+    metricsFor(metrics, a.probe).observeRequest(request.method, route, status, seconds, ids ? { trace_id: ids.trace_id } : undefined)
     // reqId comes from the request's child logger.
     const line = {
       method: request.method,
@@ -286,6 +299,7 @@ function accessLog(metrics: Metrics) {
       reason: a.reason,
       source: a.source,
       user: a.userId,
+      probe: a.probe,
       trace_id: ids?.trace_id,
       span_id: ids?.span_id,
       ...a.detail,

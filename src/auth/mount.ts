@@ -26,6 +26,7 @@ import {
 import type { SessionNullReason, SignInReason as SignInReasonT } from '../reasons.ts'
 import { Attr } from '../telemetry/attributes.ts'
 import type { Metrics } from '../telemetry/metrics.ts'
+import { metricsFor } from '../telemetry/probe-traffic.ts'
 import { activeSpan } from '../telemetry/tracing.ts'
 import { canonicalPath } from '../proxy/request-target.ts'
 import type { Auth } from './better-auth.ts'
@@ -112,11 +113,12 @@ const SESSION_ROUTES = new Set(
 const SKIP_RESPONSE_HEADERS = new Set(['set-cookie', 'content-length', 'transfer-encoding', 'connection', 'keep-alive'])
 
 async function mountPlugin(app: FastifyInstance, opts: MountOptions) {
-  const { auth, metrics, sessions } = opts
+  const { auth, sessions } = opts
+  const shared = opts.metrics
   const secureCookie = sessions.cookieNames.sessionToken.startsWith('__Secure-')
   // better-auth and the gateway's session path meet here: the gateway extends
   // sessions through better-auth's getSession, with better-auth's settings.
-  sessions.extendSessionsWith(new SessionRefresher(auth, { onStoreError: () => metrics.dbError(DbOperation.session_refresh) }))
+  sessions.extendSessionsWith(new SessionRefresher(auth, { onStoreError: () => shared.dbError(DbOperation.session_refresh) }))
 
   async function storeReachable(): Promise<boolean> {
     let timer: NodeJS.Timeout | undefined
@@ -167,6 +169,7 @@ async function mountPlugin(app: FastifyInstance, opts: MountOptions) {
   /** The store cannot answer: 503 store_unavailable, and no cookie of better-auth's answer reaches the client. */
   function storeUnavailable(request: FastifyRequest, reply: FastifyReply, route: string): FastifyReply {
     reply.removeHeader('set-cookie')
+    const metrics = metricsFor(shared, request.authgw.probe)
     if (route === `${AUTH_BASE_PATH}/token`) metrics.tokenIssueFailure(TokenIssueFailureReason.store_unavailable, exemplarOf())
     return unavailable(metrics, request, reply, Mechanism.session, UnavailableReason.store_unavailable)
   }
@@ -205,6 +208,7 @@ async function mountPlugin(app: FastifyInstance, opts: MountOptions) {
     scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: opts.bodyLimit }, (_req, body, done) => done(null, body))
 
     scope.all(`${AUTH_BASE_PATH}/*`, async (request, reply) => {
+      const metrics = metricsFor(shared, request.authgw.probe)
       const route = authRouteLabel(request.url)
       request.authgw.authEndpoint = route
       activeSpan()?.setAttribute(Attr.authEndpoint, route)

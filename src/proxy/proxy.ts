@@ -1,6 +1,6 @@
 // Everything under /api/ except /api/auth/ goes to the upstream over a
 // direct undici hop (upstream-hop.ts), after the guard allowed it.
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
 import fp from 'fastify-plugin'
 import { exemplarOf, recordUnauthorized } from '../auth/decision.ts'
@@ -8,6 +8,7 @@ import type { Guard } from '../auth/guard.ts'
 import { Mechanism, UnauthorizedSource, UpstreamFailureReason, UpstreamRejectReason } from '../reasons.ts'
 import type { UpstreamFailureReason as FailureReason } from '../reasons.ts'
 import type { Metrics } from '../telemetry/metrics.ts'
+import { metricsFor } from '../telemetry/probe-traffic.ts'
 import { RequestErrorReason } from '../reasons.ts'
 import type { HeaderPolicy } from './headers.ts'
 import { createUpstreamPool, forward } from './upstream-hop.ts'
@@ -63,7 +64,8 @@ export function classifyUpstreamError(error: unknown): { reason: FailureReason; 
 }
 
 async function proxyPlugin(app: FastifyInstance, opts: ProxyOptions) {
-  const { metrics, guard, headerPolicy } = opts
+  const { guard, headerPolicy } = opts
+  const metricsOf = (request: FastifyRequest) => metricsFor(opts.metrics, request.authgw.probe)
   const upstreamHost = new URL(opts.upstreamUrl).host
   const pool = createUpstreamPool(new URL(opts.upstreamUrl).origin, opts)
   app.addHook('onClose', async () => {
@@ -75,23 +77,23 @@ async function proxyPlugin(app: FastifyInstance, opts: ProxyOptions) {
     responseStarted(reply, statusCode) {
       const request = reply.request
       const started = request.upstreamStartedAt ?? performance.now()
-      metrics.observeUpstream(statusCode, (performance.now() - started) / 1000)
+      metricsOf(request).observeUpstream(statusCode, (performance.now() - started) / 1000)
       if (statusCode === 401) {
         // Every 401 is counted, including an upstream's on a PUBLIC_PATHS route (mechanism none).
-        recordUnauthorized(metrics, request, UnauthorizedSource.upstream, request.authgw.mechanism ?? Mechanism.none, UpstreamRejectReason.upstream_rejected)
+        recordUnauthorized(opts.metrics, request, UnauthorizedSource.upstream, request.authgw.mechanism ?? Mechanism.none, UpstreamRejectReason.upstream_rejected)
       }
     },
     failedBeforeResponse(reply, error) {
       const { reason, status } = classifyUpstreamError(error)
-      metrics.upstreamFailure(reason, exemplarOf())
       const request = reply.request
+      metricsOf(request).upstreamFailure(reason, exemplarOf())
       request.authgw.detail = { ...request.authgw.detail, upstreamFailure: reason }
       request.log.warn({ reason, err: { type: error.name, code: (error as { code?: string }).code } }, 'upstream failed')
       reply.code(status).send({ error: status === 504 ? 'gateway_timeout' : 'bad_gateway', reason, requestId: request.id })
     },
     retried(reply, reason, error) {
-      metrics.upstreamRetry(reason)
       const request = reply.request
+      metricsOf(request).upstreamRetry(reason)
       request.authgw.detail = { ...request.authgw.detail, upstreamRetry: reason }
       request.log.info({ reason, err: { type: error.name, code: (error as { code?: string }).code } }, 'upstream retried')
     },
@@ -99,8 +101,8 @@ async function proxyPlugin(app: FastifyInstance, opts: ProxyOptions) {
       // Headers are already on their way: the client sees a cut response,
       // and the access line (written on 'close') names the reason.
       const { reason } = classifyUpstreamError(error)
-      metrics.upstreamFailure(reason, exemplarOf())
       const request = reply.request
+      metricsOf(request).upstreamFailure(reason, exemplarOf())
       request.authgw.detail = { ...request.authgw.detail, upstreamFailure: reason }
     },
   }

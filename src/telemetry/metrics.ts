@@ -26,6 +26,7 @@ import {
   valuesOf,
 } from '../reasons.ts'
 import type { UnauthorizedReason, UnauthorizedSource } from '../reasons.ts'
+import { ProbeMetricName, createProbeMetrics } from './probe-metrics.ts'
 
 export const MetricName = {
   httpRequestDuration: 'authgw_http_request_duration_seconds',
@@ -52,6 +53,7 @@ export const MetricName = {
   jwtCache: 'authgw_jwt_cache_lookups_total',
   sessionsRevoked: 'authgw_sessions_revoked_total',
   upstreamRetries: 'authgw_upstream_retries_total',
+  ...ProbeMetricName,
 } as const
 
 /** Route label for anything that matched no known route template. */
@@ -295,6 +297,8 @@ export function createMetrics(registry: Registry, info: { config: ConfigInfoLabe
 
   return {
     registry,
+    /** The synthetic sign-in probe's own series. */
+    probe: createProbeMetrics(registry),
     observeRequest(method: string, route: string, statusCode: number, seconds: number, e: Exemplar) {
       httpRequestDuration.observe({
         labels: { method, route, status_code: statusCode },
