@@ -114,12 +114,13 @@ export function createProber(
   deps: { pool: Pool; auth: Auth; metrics: ProbeMetrics; log: Logger; sessionCookie: string },
 ): Prober {
   const mark = createProbeMark(config.secret)
+  const url = config.probe.url ?? config.baseUrl
   const run = new ProbeRun(
     {
-      url: config.probe.url ?? config.baseUrl,
+      url,
       path: config.probe.path,
       origin: new URL(config.baseUrl).origin,
-      jwksUrl: config.jwksUrl,
+      jwksUrl: probeJwksUrl(config.jwksUrl, config.baseUrl, url),
       issuer: config.issuer,
       audience: config.audience,
       sessionCookie: deps.sessionCookie,
@@ -135,4 +136,13 @@ export function createProber(
     log: deps.log.child({ component: 'probe' }),
     intervalSeconds: config.probe.intervalSeconds,
   })
+}
+
+/**
+ * PROBE_URL is how this replica reaches the public address; a JWKS URL under
+ * BETTER_AUTH_URL is fetched through it too (in the compose stack the public
+ * `localhost:8080` is `lb:8080` from inside a container).
+ */
+export function probeJwksUrl(jwksUrl: string, baseUrl: string, probeUrl: string): string {
+  return jwksUrl.startsWith(`${baseUrl}/`) ? probeUrl + jwksUrl.slice(baseUrl.length) : jwksUrl
 }

@@ -11,7 +11,7 @@ import t from 'tap'
 import type { Test } from 'tap'
 import { ProbeAccount } from '../../src/probe/account.ts'
 import { PROBE_HEADER, createProbeMark } from '../../src/probe/mark.ts'
-import { createProber } from '../../src/probe/prober.ts'
+import { createProber, probeJwksUrl } from '../../src/probe/prober.ts'
 import type { Prober } from '../../src/probe/prober.ts'
 import { answerReason } from '../../src/probe/run.ts'
 import { probeFailureGuide } from '../../src/reason-guide.ts'
@@ -246,4 +246,10 @@ t.test('every metrics method is either muted for probe requests or shared', asyn
   const m = createMetrics(createRegistry(), { version: 'x', config: { issuer: '', audience: '', jwks_url: '', cookie_prefix: '', secret_fingerprint: '' } })
   const methods = Object.entries(m).filter(([, v]) => typeof v === 'function').map(([k]) => k).sort()
   t.same(methods, [...USER_FACING_METHODS, ...SHARED_METHODS].sort())
+})
+
+t.test('a JWKS URL under BETTER_AUTH_URL is fetched through PROBE_URL', async (t) => {
+  t.equal(probeJwksUrl('http://localhost:8080/api/auth/jwks', 'http://localhost:8080', 'http://lb:8080'), 'http://lb:8080/api/auth/jwks')
+  t.equal(probeJwksUrl('https://keys.example.com/jwks', 'http://localhost:8080', 'http://lb:8080'), 'https://keys.example.com/jwks', 'elsewhere: as configured')
+  t.equal(probeJwksUrl('http://localhost:80800/jwks', 'http://localhost:8080', 'http://lb:8080'), 'http://localhost:80800/jwks', 'a prefix is not a path')
 })
