@@ -11,6 +11,7 @@ import type { Metrics } from '../telemetry/metrics.ts'
 import { RequestErrorReason } from '../reasons.ts'
 import { noteUpstreamFailure } from '../telemetry/tracing.ts'
 import type { HeaderPolicy } from './headers.ts'
+import { withoutQuery } from './request-target.ts'
 import type { UpstreamState } from './upstream-state.ts'
 import { createUpstreamPool, forward } from './upstream-hop.ts'
 import type { Hop, HopObserver } from './upstream-hop.ts'
@@ -174,8 +175,7 @@ export function upstreamPath(url: string): string | undefined {
 
 /** The raw path (no query string) and its percent-decoded form; undefined when it does not decode. */
 function splitPath(url: string): { path: string; decoded: string } | undefined {
-  const q = url.indexOf('?')
-  const path = q === -1 ? url : url.slice(0, q)
+  const path = withoutQuery(url)
   try {
     return { path, decoded: decodeURIComponent(path) }
   } catch {

@@ -4,7 +4,7 @@
 // upstream failure mid-body) is written from the response's 'close' event.
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Outcome, RequestOutcome } from '../reasons.ts'
-import { safePath } from './logging.ts'
+import { withoutQuery } from '../proxy/request-target.ts'
 import type { Metrics } from './metrics.ts'
 import { routeLabel } from './route-label.ts'
 
@@ -38,7 +38,7 @@ export function createAccessLog(metrics: Metrics): AccessLog {
     const line = {
       method: request.method,
       route,
-      path: safePath(request.url).slice(0, 256),
+      path: withoutQuery(request.url).slice(0, 256),
       status,
       duration_ms: Math.round(reply.elapsedTime * 1000) / 1000,
       mechanism: a.mechanism,

@@ -10,6 +10,7 @@ import type { IncomingHttpHeaders } from 'node:http'
 import fp from 'fastify-plugin'
 import type { AuthState } from '../auth/auth-state.ts'
 import { Attr, SpanName } from './attributes.ts'
+import { withoutQuery } from '../proxy/request-target.ts'
 
 export type TraceIds = { trace_id: string; span_id: string }
 
@@ -338,11 +339,6 @@ function splitHost(host: string | undefined): [string | undefined, number | unde
   const m = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(host)
   if (!m) return [host, undefined]
   return [m[1], m[2] === undefined ? undefined : Number(m[2])]
-}
-
-function withoutQuery(url: string): string {
-  const q = url.indexOf('?')
-  return q === -1 ? url : url.slice(0, q)
 }
 
 /** Auth outcome on the request span; 5xx is an error with `error.type`, denials are not. */
