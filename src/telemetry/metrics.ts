@@ -1,6 +1,6 @@
 // The only module that creates metrics. Names and labels are a contract with
-// dashboards/, alerts/ and the README (test/telemetry/metrics-contract.test.ts
-// keeps them in step): add series, never rename.
+// dashboards/, alerts/ and docs/metrics.md (test/readme.test.ts and the
+// test/sre/ tests keep them in step): add series, never rename.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import {
   AuthDisagreementReason,
@@ -45,7 +45,7 @@ export const MetricName = {
   dbErrors: 'authgw_db_errors_total',
   configInfo: 'authgw_config_info',
   buildInfo: 'authgw_build_info',
-  // additions beyond the contract
+  // additions beyond the original contract (all in docs/metrics.md)
   authUnavailable: 'authgw_auth_unavailable_total',
   rateLimited: 'authgw_rate_limited_total',
   sessionCache: 'authgw_session_cache_lookups_total',
