@@ -1,6 +1,6 @@
 // The closed vocabularies. Every value here is a Prometheus label value, a log
-// field and a span attribute; the README tables are checked against this file
-// by test/reasons.test.ts. Add values; never rename them.
+// field and a span attribute; the docs/reasons.md and docs/metrics.md tables are
+// checked against this file by test/readme.test.ts. Add values; never rename them.
 
 export const Mechanism = {
   session: 'session',
@@ -187,7 +187,7 @@ export type RequestErrorReason = (typeof RequestErrorReason)[keyof typeof Reques
 export const valuesOf = <T extends Record<string, string>>(o: T): Array<T[keyof T]> =>
   Object.values(o) as Array<T[keyof T]>
 
-/** The synthetic sign-in probe's steps, in run order (`authgw_probe_*{step}`, issue 15). */
+/** The synthetic sign-in probe's steps, in run order (`authgw_probe_*{step}`; docs/adr/0050-sign-in-probe.md). */
 export const ProbeStep = {
   sign_in: 'sign_in',
   get_session: 'get_session',

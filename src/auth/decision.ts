@@ -4,30 +4,13 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { JwtReason, Mechanism, Outcome, SessionReason, UnauthorizedSource } from '../reasons.ts'
 import type { UnauthorizedReason, UnavailableReason } from '../reasons.ts'
+import type { AuthState } from './auth-state.ts'
 import { Attr } from '../telemetry/attributes.ts'
 import type { Metrics } from '../telemetry/metrics.ts'
 import { metricsFor } from '../telemetry/probe-traffic.ts'
 import { activeSpan, activeTraceIds } from '../telemetry/tracing.ts'
 
-/** What the access log line and the request span report for one request. */
-export type AuthState = {
-  mechanism?: Mechanism
-  outcome?: Outcome
-  reason?: string
-  source?: UnauthorizedSource
-  userId?: string
-  /** A request of the synthetic sign-in probe (verified mark): counted on the probe's series only. */
-  probe?: boolean
-  authEndpoint?: string
-  /** Extra fields for the one log line (cookie names, origin …). */
-  detail?: Record<string, unknown>
-}
-
-declare module 'fastify' {
-  interface FastifyRequest {
-    authgw: AuthState
-  }
-}
+export type { AuthState } from './auth-state.ts'
 
 const SESSION_REASONS = new Set<string>(Object.values(SessionReason))
 const JWT_REASONS = new Set<string>(Object.values(JwtReason))

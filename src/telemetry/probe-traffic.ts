@@ -1,4 +1,4 @@
-// Probe requests never move a user-facing series (issue 15): the gateway
+// Probe requests never move a user-facing series (docs/adr/0050-sign-in-probe.md): the gateway
 // counts them on the probe's own metrics only, so a failing probe can neither
 // raise nor mask a user-facing alert or SLO. Every Metrics method is listed
 // here as user-facing (muted for probe requests) or not (kept: the store, the
