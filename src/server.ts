@@ -109,7 +109,7 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
   app.setNotFoundHandler(notFoundHandler)
 
   await app.register(cors, { baseUrl: config.baseUrl, trustedOrigins: config.trustedOrigins })
-  await app.register(mountAuth, { auth, metrics, sessions, pool, bodyLimit: config.limits.authBodyBytes, origin: new URL(config.baseUrl).origin })
+  await app.register(mountAuth, { auth, metrics, sessions, probeSignOuts: gatewayAuth.probeSignOuts, pool, bodyLimit: config.limits.authBodyBytes, origin: new URL(config.baseUrl).origin })
   await app.register(proxy, {
     upstreamUrl: config.upstreamUrl,
     publicPaths: config.publicPaths,

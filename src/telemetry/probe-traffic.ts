@@ -47,3 +47,27 @@ export function metricsFor(metrics: Metrics, probe: boolean | undefined): Metric
   }
   return view
 }
+
+/**
+ * Session tokens a probe request is signing out right now. better-auth's
+ * session-deleted hook carries no request, so the sign-out marks the token for
+ * the length of its better-auth call: the deletion is the probe's, not a
+ * revocation on `authgw_sessions_revoked_total`.
+ */
+export class ProbeSignOuts {
+  readonly #tokens = new Set<string>()
+
+  async during<T>(token: string | undefined, fn: () => Promise<T>): Promise<T> {
+    if (token === undefined) return fn()
+    this.#tokens.add(token)
+    try {
+      return await fn()
+    } finally {
+      this.#tokens.delete(token)
+    }
+  }
+
+  has(token: string): boolean {
+    return this.#tokens.has(token)
+  }
+}
