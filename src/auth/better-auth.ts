@@ -1,7 +1,7 @@
 // The better-auth instance: PostgreSQL through the injected pg.Pool,
 // email + password, the jwt plugin with pinned issuer/audience/algorithm.
-// Each option says why it is set; the README's "How a request is decided"
-// and "Failure behaviour" describe what they add up to.
+// Each option says why it is set; docs/architecture.md ("How a request is
+// decided") and docs/failure-behaviour.md describe what they add up to.
 import { betterAuth } from 'better-auth'
 import { jwt } from 'better-auth/plugins'
 import type { Pool } from 'pg'

@@ -19,7 +19,7 @@ export const MetricName = {
   dbErrors: 'authgw_db_errors_total',
   configInfo: 'authgw_config_info',
   buildInfo: 'authgw_build_info',
-  // additions beyond the contract
+  // additions beyond the original contract (all in docs/metrics.md)
   authUnavailable: 'authgw_auth_unavailable_total',
   rateLimited: 'authgw_rate_limited_total',
   sessionCache: 'authgw_session_cache_lookups_total',

@@ -2,7 +2,7 @@
 // OTEL_* variables. otel-bootstrap.ts calls startTracing() before the app is
 // imported; tests call it in-process with their own exporter and sampler.
 //
-// What is instrumented and why (measured in the tracing issue's report):
+// What is instrumented and why (measured: docs/adr/0020-traces-only-opentelemetry.md):
 // - routes: @fastify/otel, one request span per request (no hook or handler
 //   spans), registered by buildServer through getFastifyOtelPlugin();
 // - the upstream hop: one CLIENT span and W3C `traceparent`, made by hand in

@@ -283,7 +283,7 @@ export function getFastifyOtelPlugin(): FastifyPluginAsync | undefined {
  *
  * Done here rather than by @opentelemetry/instrumentation-undici: that one
  * cost ~36 µs per request even when unsampled, and appended a second
- * traceparent when the client had sent one (see the tracing issue's report).
+ * traceparent when the client had sent one (docs/adr/0020-traces-only-opentelemetry.md).
  */
 export function injectTraceContext(request: FastifyRequest, headers: IncomingHttpHeaders): void {
   if (!tracingEnabled()) return
