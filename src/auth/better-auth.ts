@@ -22,10 +22,6 @@ export type AuthHooks = {
 type JwtAlg = 'EdDSA' | 'ES256' | 'RS256' | 'PS256'
 
 export function createAuth(config: ResolvedConfig, deps: { pool: Pool; log: Logger; hooks?: AuthHooks }) {
-  // better-auth turns telemetry on when this variable is set, whatever the
-  // options say; the gateway never phones home.
-  delete process.env.BETTER_AUTH_TELEMETRY
-  process.env.BETTER_AUTH_TELEMETRY_ENDPOINT = ''
   const log = deps.log.child({ component: 'better-auth' })
   const alg = (config.jwt.algorithms[0] ?? 'EdDSA') as JwtAlg
   const cookieCacheMaxAge = config.session.cookieCacheMaxAge
@@ -37,6 +33,7 @@ export function createAuth(config: ResolvedConfig, deps: { pool: Pool; log: Logg
     baseURL: config.baseUrl,
     basePath: AUTH_BASE_PATH,
     trustedOrigins: config.trustedOrigins,
+    // Never phones home; BETTER_AUTH_TELEMETRY, which would override this, is refused by config/load.ts.
     telemetry: { enabled: false },
     emailAndPassword: { enabled: true },
     session: {

@@ -22,6 +22,7 @@ import { NodeSDK } from '@opentelemetry/sdk-node'
 import { BatchSpanProcessor } from '@opentelemetry/sdk-trace-base'
 import type { ReadableSpan, Sampler, SpanExporter } from '@opentelemetry/sdk-trace-base'
 import { Attr } from './attributes.ts'
+import { withoutQuery } from '../proxy/request-target.ts'
 import { markTracingEnabled, setTracingRuntime, tracingConfigured } from './tracing.ts'
 
 export type TracingOptions = {
@@ -122,11 +123,6 @@ function nameRequestSpan(span: { isRecording(): boolean; updateName(n: string): 
   const route = request.routeOptions.url
   span.updateName(route === undefined ? request.method : `${request.method} ${route}`)
   span.setAttribute(Attr.urlPath, withoutQuery(request.url))
-}
-
-function withoutQuery(url: string): string {
-  const q = url.indexOf('?')
-  return q === -1 ? url : url.slice(0, q)
 }
 
 // ---------------------------------------------------------------------------
