@@ -3,12 +3,13 @@
 // (>= 100 ms) or 5xx request always leaves its own.
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
-import { createRegistry, renderMetrics } from '../../src/telemetry/metrics.ts'
+import { createRegistry } from '../../src/telemetry/metrics.ts'
+import { createMetricsRenderer } from '../../src/telemetry/metrics-render.ts'
 import { EXEMPLAR_INTERVAL_MS, httpMetrics } from '../../src/telemetry/metrics/http.ts'
 
 /** Trace ids of the request histogram's exemplars in an OpenMetrics scrape, by status code. */
 async function exemplars(registry: ReturnType<typeof createRegistry>): Promise<Map<string, string[]>> {
-  const { body } = await renderMetrics(registry, 'application/openmetrics-text')
+  const { body } = await createMetricsRenderer(registry)('application/openmetrics-text')
   const out = new Map<string, string[]>()
   for (const line of body.split('\n')) {
     const m = /^authgw_http_request_duration_seconds_bucket\{[^}]*status_code="(\d+)"[^}]*\} \S+ # \{trace_id="([^"]+)"\}/.exec(line)
