@@ -190,3 +190,15 @@ t.test('comments in src/ point at docs and ADRs that exist, not at issues or fil
   }
   t.ok(references >= 20, `${references} references checked`)
 })
+
+t.test('every repository file README.md and docs/ name exists (src/ moves under refactors)', async (t) => {
+  let named = 0
+  for (const page of docPages()) {
+    const text = readDoc(page)
+    for (const m of text.matchAll(/(?<![\w./-])(?:src|test|bench|alerts|dashboards|deploy|examples|scripts|docs)\/[\w./-]+\.(?:ts|md|yml|yaml|json|py)\b/g)) {
+      named++
+      t.ok(exists(m[0]), `${page} names ${m[0]}, which exists`)
+    }
+  }
+  t.ok(named > 40, `${named} file names checked`)
+})

@@ -45,13 +45,13 @@ export type MountOptions = {
   bodyLimit: number
   /** Origin of BETTER_AUTH_URL: better-auth's request URL never comes from the client's Host. */
   origin: string
-  /** Steps run after the built-in ones on every better-auth answer, in order (audits, trackers, invalidation). */
-  responseSteps?: readonly AuthResponseStep[]
 }
 
 /**
  * What happens to every better-auth answer before it is sent, in order. Add a
- * concern as one function here (or through `responseSteps`), not inside the handler.
+ * concern (a Set-Cookie audit, a sign-in tracker, OAuth callback
+ * classification) as one function here, not inside the handler; a step that
+ * needs more than the metrics gets its dependencies through MountOptions.
  */
 export const AUTH_RESPONSE_STEPS: readonly AuthResponseStep[] = [
   countRateLimited,
@@ -71,7 +71,6 @@ async function mountPlugin(app: FastifyInstance, opts: MountOptions) {
   // sessions through better-auth's getSession, with better-auth's settings.
   sessions.extendSessionsWith(new SessionRefresher(auth, { onStoreError: () => opts.metrics.dbError(DbOperation.session_refresh) }))
   const verdicts = createSessionVerdicts(sessions)
-  const steps = [...AUTH_RESPONSE_STEPS, ...(opts.responseSteps ?? [])]
 
   async function handleAuth(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     // The probe's requests are counted on its own series only.
@@ -102,7 +101,7 @@ async function mountPlugin(app: FastifyInstance, opts: MountOptions) {
     await mapStoreOutage(x, opts.pool)
     shapeNotFound(x)
 
-    for (const step of steps) {
+    for (const step of AUTH_RESPONSE_STEPS) {
       const pending = step(x, metrics)
       if (pending !== undefined) await pending
     }
