@@ -232,6 +232,26 @@ t.test('the loop starts at once and stop() releases the lock', async (t) => {
   t.ok((await other.tick())?.ok, 'stop released the lock')
 })
 
+t.test('a run cut short by stop() (shutdown) is not counted as a failure', async (t) => {
+  const upstreamUrl = await upstreamAnswering(t, () => {
+    // Never answers: the run waits at cookie_call.
+  })
+  const gw = await startTestGateway(t, { upstreamUrl })
+  const prober = proberFor(t, gw, { stepTimeoutMs: 60_000 })
+  const before = await scrape(gw)
+  const running = prober.tick()
+  const deadline = Date.now() + 30_000
+  while (!gw.logs.accessLines().some((l) => l.probe === true && l.route === '/api/auth/get-session') && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  await prober.stop()
+  const result = await running
+  t.equal(result?.ok, false, 'the run ended at once')
+  const d = delta(before, await scrape(gw))
+  t.equal(d.get(seriesKey('authgw_probe_runs_total', { outcome: 'failure' })) ?? 0, 0, 'no failed run counted')
+  t.equal(d.get(seriesKey('authgw_probe_runs_total', { outcome: 'success' })) ?? 0, 0, 'nor a success')
+})
+
 t.test('probe reasons: the gateway header first, then the body, then the upstream, else unexpected_answer', async (t) => {
   const answer = (status: number, headers: Record<string, string>, body: unknown) => ({ status, headers: new Headers(headers), body })
   t.equal(answerReason(answer(401, { 'x-authgw-reason': 'bad_signature' }, undefined), ProbeStep.cookie_call), 'bad_signature')
