@@ -87,6 +87,9 @@ t.test('gateways', async (t) => {
     METRICS_PORT: '9464',
     OTEL_EXPORTER_OTLP_ENDPOINT: 'http://otel-collector:4318',
     NODE_ENV: 'production',
+    // The sign-in probe (issue 15), through the load balancer.
+    PROBE_INTERVAL_SECONDS: '15',
+    PROBE_URL: 'http://lb:8080',
   }
   for (const name of ['gateway-a', 'gateway-b', 'gateway-c']) {
     const s = svc(name)
