@@ -210,9 +210,15 @@ t.test('one prober per database: the lock holder probes, another replica takes o
   t.equal(pb.role, 'standby')
   t.equal((await scrape(b)).get(seriesKey('authgw_probe_runs_total', { outcome: 'success' })), 0, 'b counted no run')
   await pa.stop()
+  const linesBefore = a.logs.accessLines().length
   const r = await pb.tick()
   t.ok(r?.ok, `b took over and passes with the account a created: ${JSON.stringify(r)}`)
   t.equal(pb.role, 'prober')
+  // b's PROBE_URL (its BETTER_AUTH_URL) is a's address, as behind a load
+  // balancer: a verifies the mark b signed, with the secret they share.
+  const seenByA = a.logs.accessLines().slice(linesBefore).filter((l) => l.route !== '/api/auth/jwks' || l.probe === true)
+  t.ok(seenByA.length >= 7, `${seenByA.length} of b's probe requests answered by a`)
+  t.same(seenByA.filter((l) => l.probe !== true), [], 'a marked every one of them probe: true')
 })
 
 t.test('the loop starts at once and stop() releases the lock', async (t) => {
