@@ -3,7 +3,7 @@
 // that moves only the probe's series, a timeout, the unforgeable probe mark,
 // the one-prober-per-database lock, and the probe account's password kept
 // out of logs and stored encrypted.
-import { createServer } from 'node:http'
+import { createServer, request as httpRequest } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import pg from 'pg'
 import pino from 'pino'
@@ -20,7 +20,7 @@ import { createMetrics, createRegistry } from '../../src/telemetry/metrics.ts'
 import { SHARED_METHODS, USER_FACING_METHODS } from '../../src/telemetry/probe-traffic.ts'
 import { loggerOptions } from '../../src/telemetry/logging.ts'
 import { Client } from '../helpers/client.ts'
-import { TEST_SECRET, startTestGateway } from '../helpers/gateway.ts'
+import { TEST_SECRET, freePort, startTestGateway } from '../helpers/gateway.ts'
 import type { TestGateway } from '../helpers/gateway.ts'
 import { REQUEST_NOISE, delta, scrape, seriesKey, unexpectedMovements } from '../helpers/metrics.ts'
 
@@ -219,6 +219,41 @@ t.test('one prober per database: the lock holder probes, another replica takes o
   const seenByA = a.logs.accessLines().slice(linesBefore).filter((l) => l.route !== '/api/auth/jwks' || l.probe === true)
   t.ok(seenByA.length >= 7, `${seenByA.length} of b's probe requests answered by a`)
   t.same(seenByA.filter((l) => l.probe !== true), [], 'a marked every one of them probe: true')
+})
+
+/** A round-robin load balancer: each request to the next target, in turn. */
+async function roundRobin(t: Test, port: number, targets: () => string[]): Promise<string> {
+  let n = 0
+  const lb = createServer((req, res) => {
+    const all = targets()
+    const target = new URL(all[n++ % all.length] as string)
+    const up = httpRequest({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers)
+      answer.pipe(res)
+    })
+    up.on('error', () => res.writeHead(502).end())
+    req.pipe(up)
+  })
+  await new Promise<void>((r) => lb.listen(port, '127.0.0.1', r))
+  t.teardown(() => new Promise<void>((r) => lb.close(() => r())))
+  t.teardown(() => lb.closeAllConnections())
+  return `http://127.0.0.1:${port}`
+}
+
+t.test('behind a load balancer, a replica with another secret makes every probe run fail, naming bad_signature', async (t) => {
+  const lbPort = await freePort()
+  const publicUrl = `http://127.0.0.1:${lbPort}`
+  const a = await startTestGateway(t, { env: { BETTER_AUTH_URL: publicUrl } })
+  const b = await startTestGateway(t, { databaseUrl: a.databaseUrl, env: { BETTER_AUTH_URL: publicUrl, BETTER_AUTH_SECRET: OTHER_SECRET } })
+  await roundRobin(t, lbPort, () => [a.url, b.url])
+  const prober = proberFor(t, a)
+  const results = []
+  for (let i = 0; i < 4; i++) results.push(await prober.tick())
+  t.same(results.map((r) => r?.ok), [false, false, false, false], 'every run fails')
+  const failures = results.map((r) => (r?.ok === false ? `${r.step} ${r.reason}` : 'passed'))
+  t.comment(`failures: ${failures.join(', ')}`)
+  t.ok(failures.every((f) => f === 'get_session bad_signature' || f === 'get_session unexpected_answer'), 'the session set on one replica is refused by the other, at get_session')
+  t.ok(failures.includes('get_session bad_signature'), 'named bad_signature when the replica that can verify the mark refuses it')
 })
 
 t.test('the loop starts at once and stop() releases the lock', async (t) => {
