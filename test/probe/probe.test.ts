@@ -256,6 +256,23 @@ t.test('behind a load balancer, a replica with another secret makes every probe 
   t.ok(failures.includes('get_session bad_signature'), 'named bad_signature when the replica that can verify the mark refuses it')
 })
 
+t.test('PROBE_INTERVAL_SECONDS starts the probe with the gateway, announced at startup, and close() stops it', async (t) => {
+  const gw = await startTestGateway(t, { env: { PROBE_INTERVAL_SECONDS: '3600' } })
+  t.ok(gw.prober, 'the gateway runs a prober')
+  const startup = gw.logs.records().find((r) => r.event === 'startup')
+  t.same(startup?.probe, { interval_seconds: 3600, url: new URL(gw.config.baseUrl).origin, path: '/api/me' }, 'the startup line says where the probe goes')
+  const deadline = Date.now() + 30_000
+  while (((await scrape(gw)).get(seriesKey('authgw_probe_runs_total', { outcome: 'success' })) ?? 0) < 1 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 200))
+  }
+  t.equal((await scrape(gw)).get(seriesKey('authgw_probe_runs_total', { outcome: 'success' })), 1, 'the first run passed at startup')
+  await gw.close()
+  const other = proberFor(t, await startTestGateway(t, { databaseUrl: gw.databaseUrl, env: { BETTER_AUTH_URL: gw.config.baseUrl.replace(/:\d+$/, ':1') } }))
+  t.equal(await other.tick().then((r) => (r === undefined ? 'standby' : r.ok ? 'passed' : r.step)), 'sign_in', 'close() released the lock: another replica probes (and finds nothing at the closed address)')
+  const off = await startTestGateway(t)
+  t.equal(off.prober, undefined, 'off by default')
+})
+
 t.test('the loop starts at once and stop() releases the lock', async (t) => {
   const gw = await startTestGateway(t)
   const prober = proberFor(t, gw, { intervalSeconds: 5 })
