@@ -6,7 +6,8 @@
 // place and labelled from another. See RFC 9112 §3.2 (request target) and
 // RFC 9110 §7.2 (Host).
 import { isIPv6 } from 'node:net'
-import type { FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { RequestErrorReason } from '../reasons.ts'
 
 /**
  * What is wrong with a request's target or Host header before any route sees
@@ -110,4 +111,25 @@ export function hostFieldCount(rawHeaders: readonly string[]): number {
     if (name.length === 4 && name.toLowerCase() === 'host') n++
   }
   return n
+}
+
+const ALLOWED_METHODS = 'GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS'
+
+/**
+ * The front door's answer to a request line or Host it refuses (400), or to
+ * `OPTIONS *` (204): true when it answered, false when the request goes on.
+ */
+export function answerRequestLine(request: FastifyRequest, reply: FastifyReply): boolean {
+  const problem = requestLineProblem(request)
+  if (problem === undefined) return false
+  if (problem === 'request_target' && request.url === '*' && request.method === 'OPTIONS') {
+    // RFC 9110 §9.3.7: OPTIONS * asks about the server, not a resource.
+    reply.code(204).header('allow', ALLOWED_METHODS).send()
+    return true
+  }
+  const reason = RequestErrorReason.bad_request
+  request.authgw.reason = reason
+  request.authgw.detail = { refused: problem }
+  reply.code(400).send({ error: reason, reason, requestId: request.id })
+  return true
 }
