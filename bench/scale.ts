@@ -131,10 +131,26 @@ export async function runScale(ctx: ScaleContext): Promise<ScaleResult> {
     return row
   }
 
-  let sessionHeap = { before: NaN, after: NaN, added: 0 }
-  let jwtHeap = { before: NaN, after: NaN, added: 0 }
+  // Heap growth per entry, from the largest fill that added at least 1,000 entries.
+  let sessionHeap = { delta: NaN, added: 0 }
+  let jwtHeap = { delta: NaN, added: 0 }
+  const fillMeasured = async (which: 'jwt' | 'session', headers: Array<Record<string, string>>, cache: string) => {
+    const weigh = headers.length >= 1000
+    const h0 = weigh ? await heap() : undefined
+    const m0 = weigh ? await counts(which, gw) : undefined
+    await measure(gw, which, headers, cache, true)
+    if (!h0 || !m0) return
+    const h1 = await heap()
+    // Entries added = cache misses since before the fill (each miss stores one entry).
+    const added = (await counts(which, gw)).misses - m0.misses
+    if (added >= 1000) {
+      const r = { delta: h1.heapUsed - h0.heapUsed, added }
+      if (which === 'jwt') jwtHeap = r
+      else sessionHeap = r
+    }
+  }
   let shrunk: string | undefined
-  let largest = max
+  let largest = 0
   for (const asked of ctx.sizes) {
     let n = asked
     if (asked === max && rows.length > 0) {
@@ -148,32 +164,17 @@ export async function runScale(ctx: ScaleContext): Promise<ScaleResult> {
       const left = ctx.budgetSeconds - (Date.now() - started) / 1000 - fixed
       const per = perCred('jwt') + perCred('session')
       if (per > 0 && asked * per > left) {
-        n = Math.max(1000, Math.floor(left / per / 1000) * 1000)
-        shrunk = `${asked.toLocaleString('en-US')} distinct credentials would take ≈ ${Math.round(asked * per)} s to fill at the measured first-sight rate (${(perCred('session') * 1e3).toFixed(2)} ms per session, ${(perCred('jwt') * 1e3).toFixed(2)} ms per JWT, wall time); ${Math.max(0, Math.round(left))} s were left of the run's time budget, so ${n.toLocaleString('en-US')} were used`
+        n = Math.floor(left / per / 1000) * 1000
+        shrunk = `${asked.toLocaleString('en-US')} distinct credentials would take ≈ ${Math.round(asked * per)} s to fill at the measured first-sight rate (${(perCred('session') * 1e3).toFixed(2)} ms per session, ${(perCred('jwt') * 1e3).toFixed(2)} ms per JWT, wall time); ${Math.max(0, Math.round(left))} s were left of the run's time budget`
         ctx.log(`scale: ${shrunk}`)
+        // Nothing larger than what was already measured fits: stop here.
+        if (n <= largest) break
+        shrunk += `, so ${n.toLocaleString('en-US')} were used`
       }
-      largest = n
     }
-    const jwts = creds.jwt.slice(0, n)
-    const sessions = creds.cookie.slice(0, n)
-    const big = asked === max
-    const jb = big ? await heap() : undefined
-    const jm0 = big ? await counts('jwt', gw) : undefined
-    await measure(gw, 'jwt', jwts, `${max} entries`, true)
-    if (big && jb && jm0) {
-      const ja = await heap()
-      // Entries added = verify-once misses since before the fill (each miss stores one entry).
-      const jm1 = await counts('jwt', gw)
-      jwtHeap = { before: jb.heapUsed, after: ja.heapUsed, added: jm1.misses - jm0.misses }
-    }
-    const sb = big ? await heap() : undefined
-    const sm0 = big ? await counts('session', gw) : undefined
-    await measure(gw, 'session', sessions, `${max} entries`, true)
-    if (big && sb && sm0) {
-      const sa = await heap()
-      const sm1 = await counts('session', gw)
-      sessionHeap = { before: sb.heapUsed, after: sa.heapUsed, added: sm1.misses - sm0.misses }
-    }
+    largest = n
+    await fillMeasured('jwt', creds.jwt.slice(0, n), `${max.toLocaleString('en-US')} entries`)
+    await fillMeasured('session', creds.cookie.slice(0, n), `${max.toLocaleString('en-US')} entries`)
   }
   const rss = rssMiB()
   const finalHeap = await heap()
@@ -187,8 +188,8 @@ export async function runScale(ctx: ScaleContext): Promise<ScaleResult> {
   return {
     rows,
     memory: {
-      bytesPerSession: (sessionHeap.after - sessionHeap.before) / sessionHeap.added,
-      bytesPerJwt: (jwtHeap.after - jwtHeap.before) / jwtHeap.added,
+      bytesPerSession: sessionHeap.delta / sessionHeap.added,
+      bytesPerJwt: jwtHeap.delta / jwtHeap.added,
       sessionsAdded: sessionHeap.added,
       jwtsAdded: jwtHeap.added,
       rssMiB: rss.rss,
