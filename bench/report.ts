@@ -308,7 +308,11 @@ export function checkBudgets(
       }
       const added = pairedAddedP99(measurements, r.variant, r.ref)
       const openErrors = s.open.non2xx > 0 || s.open.errors > 0 || s.open.dropped > 0
-      if (openErrors) {
+      if (ref.open.dropped > 0 || ref.open.errors > 0) {
+        // The reference itself could not keep up with the offered rate: the rig or the machine
+        // failed, and no p99 at this point says anything about the variant.
+        out.push({ variant: r.variant, what, limit, value: added.all.median, held: undefined, note: `the reference ${r.ref} itself left ${ref.open.dropped} requests unanswered at this rate: not a valid latency point` })
+      } else if (openErrors) {
         out.push({ variant: r.variant, what, limit, value: added.all.median, held: false, note: 'errors, unexpected non-2xx or unanswered requests in the open loop' })
       } else if (added.clean.pairs > 0) {
         out.push({ variant: r.variant, what, limit, value: added.clean.median, held: added.clean.median <= r.maxAddedP99Ms, note: `${added.clean.pairs} undisturbed round(s)` })

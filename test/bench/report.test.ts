@@ -125,6 +125,14 @@ t.test('added p99 at 50 %: paired by round, ≤ limit passes', async (t) => {
   t.equal(verdictOf(p99?.held), 'MISS')
 })
 
+t.test('added p99 is n/a when the reference itself could not hold the rate', async (t) => {
+  const open = (v: string, p99: number, dropped: number) => ({ ...m(v, 1, 5_000, 50, { kind: 'open', p99 }), dropped })
+  const ms = [m('a', 1, 10_000, 50), m('b', 1, 9_500, 52), open('a', 3000, 900), open('b', 4000, 1200)]
+  const [, p99] = checkBudgets(summarise(variants, ms, 'a', 5_000), ms, [{ variant: 'b', ref: 'a', minRatio: 0.9, maxAddedP99Ms: 1 }])
+  t.equal(verdictOf(p99?.held), 'n/a')
+  t.match(p99?.note, /reference a itself left 900 requests unanswered/)
+})
+
 t.test('absolute budgets: memory and scrape time', async (t) => {
   t.equal(verdictOf(limitBudget('memory', 'RSS', 250, 300, 'MiB').held), 'PASS')
   t.equal(verdictOf(limitBudget('memory', 'RSS', 300.5, 300, 'MiB').held), 'MISS')
