@@ -5,7 +5,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { RequestErrorReason } from './reasons.ts'
 import { Attr } from './telemetry/attributes.ts'
-import { activeSpan } from './telemetry/tracing.ts'
+import { activeSpan, noteRequestError } from './telemetry/tracing.ts'
 
 type RouteError = Error & { statusCode?: number; code?: string }
 
@@ -16,6 +16,7 @@ export function errorHandler(err: RouteError, request: FastifyRequest, reply: Fa
     request.authgw.detail = { ...request.authgw.detail, errorType: err.code ?? err.name }
     request.log.error({ err: { type: err.name, code: err.code, message: err.message } }, 'request failed')
     activeSpan()?.setAttribute(Attr.errorType, err.code ?? err.name)
+    noteRequestError(request, err.code ?? err.name)
     return reply.code(status).send({ error: 'internal_error', requestId: request.id })
   }
   const reason = clientErrorReason(status, err.code)

@@ -1,5 +1,5 @@
 // What each closed reason means, its likely cause and the first thing to
-// check: the one source for the README reasons tables (test/readme.test.ts
+// check: the one source for the docs/reasons.md tables (test/readme.test.ts
 // compares them) and for the alert texts (alerts/src/ renders them into the
 // annotation templates). A reason whose text differs by mechanism is keyed by
 // mechanism: `bad_signature` of a session cookie is a secret problem, of a
@@ -173,7 +173,7 @@ export const upstreamFailureGuide = {
   },
 } as const satisfies Record<UpstreamFailureReason, Entry>
 
-/** The synthetic sign-in probe's own failure reasons (issue 15), besides the closed reasons the gateway answered. */
+/** The synthetic sign-in probe's own failure reasons (alerts/runbook.md, AuthGatewayProbeFailing), besides the closed reasons the gateway answered. */
 export const probeFailureGuide = {
   timeout: {
     meaning: 'the probe got no answer in time',
@@ -189,6 +189,16 @@ export const probeFailureGuide = {
     meaning: 'the JWT from `/api/auth/token` does not verify against the public JWKS URL with the configured issuer and audience',
     cause: 'the published JWKS, issuer or audience differ from what the gateway signs with',
     check: '`GET /api/auth/jwks` through the load balancer against the token\'s `kid`, `iss` and `aud`',
+  },
+  unexpected_answer: {
+    meaning: 'a probe step got a status or body it does not expect, without a reason of the gateway',
+    cause: 'something other than the gateway answers at `PROBE_URL` (a load balancer error page, another service); `PROBE_PATH` not answering 2xx to a signed-in user',
+    check: 'the probe\'s access lines (`probe: true`) for the failing step, and `curl -i` of `PROBE_URL` through the load balancer',
+  },
+  not_revoked: {
+    meaning: 'after sign-out, `/api/auth/get-session` still finds a session for the old cookie',
+    cause: 'sign-out did not delete the session row: a failed write, or reads served by a database replica lagging behind the primary',
+    check: 'the sign-out\'s access line (`probe: true`) and whether the database accepts writes',
   },
 } as const satisfies Record<string, ReasonGuide>
 

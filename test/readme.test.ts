@@ -2,6 +2,8 @@
 // the code and the documentation disagree on a reason, a metric, a setting or an
 // error code. It also keeps README.md a front page: small, and linking to every
 // reference section that used to live in it, with no link into nothing.
+import { readFileSync, readdirSync, statSync } from 'node:fs'
+import { join } from 'node:path'
 import t from 'tap'
 import { settings } from '../src/config/schema.ts'
 import { ErrorCode } from '../src/errors.ts'
@@ -9,7 +11,7 @@ import { guideEntries, guideFor, guidedReasons } from '../src/reason-guide.ts'
 import type { GuideKind } from '../src/reason-guide.ts'
 import { UnauthorizedReason, UnavailableReason, UpstreamFailureReason } from '../src/reasons.ts'
 import { MetricName, createMetrics, createRegistry } from '../src/telemetry/metrics.ts'
-import { anchors, docPages, docSectionTables, docTable, exists, readDoc, relativeLinks, slug } from './helpers/docs.ts'
+import { anchors, docPages, docSectionTables, docTable, exists, readDoc, relativeLinks, repoRoot, slug } from './helpers/docs.ts'
 
 // Where each vocabulary's table lives: a page and its `## ` heading.
 const REASONS = ['docs/reasons.md', 'Reasons'] as const
@@ -160,4 +162,63 @@ t.test('the link checker itself: slugs as GitHub writes them, dead targets notic
   t.equal(slug('Two commands, in detail'), 'two-commands-in-detail')
   t.notOk(anchors('README.md').has('no-such-heading'))
   t.notOk(exists('docs/no-such-page.md'))
+})
+
+t.test('comments in src/ point at docs and ADRs that exist, not at issues or files outside the repository', async (t) => {
+  const files: string[] = []
+  const walk = (dir: string): void => {
+    for (const name of readdirSync(join(repoRoot, dir)).sort()) {
+      const path = `${dir}/${name}`
+      if (statSync(join(repoRoot, path)).isDirectory()) walk(path)
+      else if (name.endsWith('.ts')) files.push(path)
+    }
+  }
+  walk('src')
+  // Paths in other projects' repositories, named with the project.
+  const foreign = new Set(['docs/api/Dispatcher.md'])
+  let references = 0
+  for (const file of files) {
+    const text = readFileSync(join(repoRoot, file), 'utf8')
+    for (const m of text.matchAll(/\b(?:docs|test|alerts|bench|dashboards|deploy|examples|scripts)\/[\w./-]+\.(?:md|ts|yml|yaml|json|py)\b/g)) {
+      if (foreign.has(m[0])) continue
+      references++
+      t.ok(exists(m[0]), `${file} names ${m[0]}, which exists`)
+    }
+    for (const m of text.matchAll(/\bissue ?#?\d+|\bthe [\w-]+ issue\b|\bthe issue\b|\bissue's\b|\/work\/|shared\/notes/gi)) {
+      t.fail(`${file}: "${m[0]}" points outside the repository: name the ADR or docs page instead`)
+    }
+  }
+  t.ok(references >= 20, `${references} references checked`)
+})
+
+t.test('every repository file README.md and docs/ name exists (src/ moves under refactors)', async (t) => {
+  let named = 0
+  for (const page of docPages()) {
+    const text = readDoc(page)
+    for (const m of text.matchAll(/(?<![\w./-])(?:src|test|bench|alerts|dashboards|deploy|examples|scripts|docs)\/[\w./-]+\.(?:ts|md|yml|yaml|json|py)\b/g)) {
+      named++
+      t.ok(exists(m[0]), `${page} names ${m[0]}, which exists`)
+    }
+  }
+  t.ok(named > 40, `${named} file names checked`)
+})
+
+t.test('decision records: MADR sections, a number each rests on, unique numbers, all in the index', async (t) => {
+  const records = readdirSync(join(repoRoot, 'docs/adr'))
+    .filter((f) => /^\d{4}-[a-z0-9-]+\.md$/.test(f))
+    .sort()
+  t.ok(records.length >= 8, `${records.length} ADRs (issue 17 asks for at least 8)`)
+  const numbers = records.map((f) => f.slice(0, 4))
+  t.same(numbers, [...new Set(numbers)], 'no ADR number used twice')
+  const index = readDoc('docs/adr/README.md')
+  for (const file of records) {
+    const text = readDoc(`docs/adr/${file}`)
+    const headings = [...text.matchAll(/^## (.+)$/gm)].map((m) => (m[1] as string).toLowerCase())
+    for (const section of ['context', 'decision', 'consequences']) {
+      t.ok(headings.some((h) => h.startsWith(section)), `${file}: a "${section}" section`)
+    }
+    t.match(text, /^- Status: \w+/m, `${file}: a status`)
+    t.match(text, /\d[\d,.]*\s?(?:µs|ms|s|%|×|x|KiB|MiB)\b|\d[\d,.]* (?:requests|lines|bytes)/, `${file}: rests on a measured number`)
+    t.ok(index.includes(`](${file})`), `docs/adr/README.md lists ${file}`)
+  }
 })

@@ -80,6 +80,16 @@ const AMBIGUOUS = /%2f|%5c|%2e|;|\/\//i
 const DOT_SEGMENT = /\/\.\.?(?:\/|$)/
 
 /**
+ * The target without its query string: the path every route, log line and
+ * span works with. (Query strings may carry tokens, `?token=`, `?code=` …:
+ * logs and spans never get them.)
+ */
+export function withoutQuery(url: string): string {
+  const q = url.indexOf('?')
+  return q === -1 ? url : url.slice(0, q)
+}
+
+/**
  * The path of an origin-form target (without the query) when every parser
  * reads it as written; undefined when a URL parser would rewrite it (dot
  * segments, plain or encoded; back slashes; a fragment; characters it
@@ -87,8 +97,7 @@ const DOT_SEGMENT = /\/\.\.?(?:\/|$)/
  * A trailing `?` is an empty query: `/a?` has the path `/a`.
  */
 export function canonicalPath(url: string): string | undefined {
-  const q = url.indexOf('?')
-  const path = q === -1 ? url : url.slice(0, q)
+  const path = withoutQuery(url)
   if (path.charCodeAt(0) !== 47 /* / */ || AMBIGUOUS.test(path) || DOT_SEGMENT.test(path)) return undefined
   // What better-auth (and fetch, and most frameworks) will act on.
   let parsed: string

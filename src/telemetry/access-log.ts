@@ -4,8 +4,9 @@
 // upstream failure mid-body) is written from the response's 'close' event.
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Outcome, RequestOutcome } from '../reasons.ts'
-import { safePath } from './logging.ts'
+import { withoutQuery } from '../proxy/request-target.ts'
 import type { Metrics } from './metrics.ts'
+import { metricsFor } from './probe-traffic.ts'
 import { routeLabel } from './route-label.ts'
 
 /** nginx's status for a request whose client closed the connection before the answer was complete. */
@@ -31,14 +32,14 @@ export function createAccessLog(metrics: Metrics): AccessLog {
     const status = closed === 'client' ? CLIENT_CLOSED_STATUS : reply.statusCode
     const seconds = reply.elapsedTime / 1000
     // Captured when the request span started: its context is gone by now.
-    const ids = request.traceIds
-    metrics.observeRequest(request.method, route, status, seconds, ids ? { trace_id: ids.trace_id } : undefined)
+    const ids = request.tracing?.ids
     const a = request.authgw
+    metricsFor(metrics, a.probe).observeRequest(request.method, route, status, seconds, ids ? { trace_id: ids.trace_id } : undefined)
     // reqId comes from the request's child logger.
     const line = {
       method: request.method,
       route,
-      path: safePath(request.url).slice(0, 256),
+      path: withoutQuery(request.url).slice(0, 256),
       status,
       duration_ms: Math.round(reply.elapsedTime * 1000) / 1000,
       mechanism: a.mechanism,
@@ -46,9 +47,12 @@ export function createAccessLog(metrics: Metrics): AccessLog {
       reason: a.reason,
       source: a.source,
       user: a.userId,
+      probe: a.probe,
       trace_id: ids?.trace_id,
       span_id: ids?.span_id,
       ...a.detail,
+      upstreamFailure: request.upstream?.failure,
+      upstreamRetry: request.upstream?.retry,
     }
     if (status >= 500 || closed === 'gateway') request.log.error(line, 'request')
     else request.log.info(line, 'request')
@@ -57,7 +61,7 @@ export function createAccessLog(metrics: Metrics): AccessLog {
     const reply = this[kReply]
     if (reply === undefined || this[kLogged] || this.writableFinished) return
     // The hop records an upstream failure before it cuts a started response.
-    const cutByGateway = reply.request.authgw.detail?.upstreamFailure !== undefined && this.headersSent
+    const cutByGateway = reply.request.upstream?.failure !== undefined && this.headersSent
     write(reply.request, reply, cutByGateway ? 'gateway' : 'client')
   }
   return {

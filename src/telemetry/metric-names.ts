@@ -19,13 +19,19 @@ export const MetricName = {
   dbErrors: 'authgw_db_errors_total',
   configInfo: 'authgw_config_info',
   buildInfo: 'authgw_build_info',
-  // additions beyond the issue's contract
+  // additions beyond the original contract (all in docs/metrics.md)
   authUnavailable: 'authgw_auth_unavailable_total',
   rateLimited: 'authgw_rate_limited_total',
   sessionCache: 'authgw_session_cache_lookups_total',
   jwtCache: 'authgw_jwt_cache_lookups_total',
   sessionsRevoked: 'authgw_sessions_revoked_total',
   upstreamRetries: 'authgw_upstream_retries_total',
+  // the synthetic sign-in probe (docs/adr/0050-sign-in-probe.md)
+  probeRuns: 'authgw_probe_runs_total',
+  probeLastSuccess: 'authgw_probe_last_success_timestamp_seconds',
+  probeStepDuration: 'authgw_probe_step_duration_seconds',
+  probeFailures: 'authgw_probe_failures_total',
+  probeUp: 'authgw_probe_up',
 } as const
 
 /** Prefix of the process metrics prom-client collects (`authgw_process_…`, `authgw_nodejs_…`). */

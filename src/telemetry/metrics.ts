@@ -13,6 +13,7 @@ import { databaseMetrics } from './metrics/database.ts'
 import type { PoolStats } from './metrics/database.ts'
 import { cacheMetrics } from './metrics/caches.ts'
 import { infoMetrics } from './metrics/info.ts'
+import { probeMetrics } from './metrics/probe.ts'
 import type { ConfigInfoLabels } from './metrics/info.ts'
 
 export { MetricName } from './metric-names.ts'
@@ -39,47 +40,14 @@ export function createMetrics(registry: Registry, info: MetricsInfo) {
     ...upstreamMetrics(registry),
     ...databaseMetrics(registry, info.poolStats),
     ...cacheMetrics(registry),
+    /** The synthetic sign-in probe's own series. */
+    probe: probeMetrics(registry),
   }
 }
 
 export type Metrics = ReturnType<typeof createMetrics>
 
-const OPENMETRICS = Registry.OPENMETRICS_CONTENT_TYPE
-const PROMETHEUS = Registry.PROMETHEUS_CONTENT_TYPE
-let renderQueue: Promise<unknown> = Promise.resolve()
-
 /** prom-client accepts exemplars only on metrics created in an OpenMetrics registry. */
 export function createRegistry(): Registry {
-  return new (Registry as unknown as new (contentType: string) => Registry)(OPENMETRICS)
-}
-
-/**
- * Render in the format the scraper asked for: OpenMetrics (with exemplars)
- * when its Accept header names it, classic text otherwise. prom-client ties
- * the format to the registry and strips `_total` from counter names in place
- * when rendering OpenMetrics, so render under a lock and restore the names.
- */
-export function renderMetrics(registry: Registry, accept: string | undefined): Promise<{ body: string; contentType: string }> {
-  const contentType = typeof accept === 'string' && accept.includes('application/openmetrics-text') ? OPENMETRICS : PROMETHEUS
-  const run = async () => {
-    const metrics = registry.getMetricsAsArray() as unknown as Array<{ name: string }>
-    const names = metrics.map((m) => m.name)
-    setContentType(registry, contentType)
-    try {
-      return { body: await registry.metrics(), contentType }
-    } finally {
-      setContentType(registry, OPENMETRICS)
-      metrics.forEach((m, i) => {
-        m.name = names[i] as string
-      })
-    }
-  }
-  const result = renderQueue.then(run, run)
-  renderQueue = result.catch(() => undefined)
-  return result
-}
-
-// The typings pin a registry to the content type it was declared with.
-function setContentType(registry: Registry, contentType: string): void {
-  ;(registry as unknown as { setContentType(c: string): void }).setContentType(contentType)
+  return new (Registry as unknown as new (contentType: string) => Registry)(Registry.OPENMETRICS_CONTENT_TYPE)
 }
