@@ -628,7 +628,7 @@ function scaleMarkdown(r: ScaleResult): string {
     ...r.rows.map((x) => `| ${x.credentials === 'jwt' ? 'JWT bearer' : 'session cookie'} | ${n0(x.distinct)} | ${x.cache} | ${n0(x.rps)} | ${n0(x.gatewayCpuUsPerRequest)} | ${pct(x.hitRatio)} | ${x.fill ? `${x.fill.seconds.toFixed(1)} s${x.distinct >= 100 ? `, ${n0(x.fill.gatewayCpuUsPerRequest)}` : ''}` : '–'} |${x.non2xx > 0 ? ` ${x.non2xx} non-2xx/errors` : ''}`),
     '',
     `Memory (heap after forced GC, \`--expose-gc\` probe; bytes per entry = heap growth ÷ entries added): **${n0(m.bytesPerSession)} B per cached session** (${n0(m.sessionsAdded)} added; session cache entry + verified-cookie hash + the minted upstream JWT cached per session), **${n0(m.bytesPerJwt)} B per verify-once entry** (${n0(m.jwtsAdded)} added). ` +
-      `RSS with ${n0(m.liveSessions)} sessions and ${n0(m.liveJwts)} JWTs cached: ${m.rssMiB.toFixed(0)} MiB (peak ${m.peakRssMiB.toFixed(0)} MiB), heap used ${m.heapUsedMiB.toFixed(0)} MiB. Pseudonymous client entries: n/a (no such map in this build).`,
+      `RSS with ${n0(m.liveSessions)} sessions and ${n0(m.liveJwts)} JWTs cached: ${m.rssMiB.toFixed(0)} MiB (peak ${m.peakRssMiB.toFixed(0)} MiB), heap used ${m.heapUsedMiB.toFixed(0)} MiB of ${m.heapTotalMiB.toFixed(0)} MiB reserved, external ${m.externalMiB.toFixed(0)} MiB: the rest of RSS is native memory V8 does not account for. Pseudonymous client entries: n/a (no such map in this build).`,
   ].join('\n')
 }
 

@@ -67,6 +67,9 @@ export type ScaleResult = {
     rssMiB: number
     peakRssMiB: number
     heapUsedMiB: number
+    /** V8 heap reserved, and memory outside it that V8 knows of (Buffers, ArrayBuffers) */
+    heapTotalMiB: number
+    externalMiB: number
     liveSessions: number
     liveJwts: number
     rssAtStartMiB: number
@@ -195,6 +198,8 @@ export async function runScale(ctx: ScaleContext): Promise<ScaleResult> {
       rssMiB: rss.rss,
       peakRssMiB: rss.peak,
       heapUsedMiB: finalHeap.heapUsed / 2 ** 20,
+      heapTotalMiB: finalHeap.heapTotal / 2 ** 20,
+      externalMiB: finalHeap.external / 2 ** 20,
       liveSessions: largest,
       liveJwts: largest,
       rssAtStartMiB: rssAtStart,
@@ -214,14 +219,14 @@ async function cacheCounts(metricsUrl: string, which: 'jwt' | 'session'): Promis
 }
 
 /** Ask the gateway's heap probe for a post-GC reading and wait for it (an event, not a sleep of fixed length). */
-async function readHeap(pid: number, file: string): Promise<{ heapUsed: number; rss: number }> {
+async function readHeap(pid: number, file: string): Promise<{ heapUsed: number; heapTotal: number; external: number; rss: number }> {
   const previous = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as { seq: number }).seq : 0
   process.kill(pid, 'SIGUSR2')
   const deadline = Date.now() + 30_000
   while (Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 50))
     try {
-      const now = JSON.parse(readFileSync(file, 'utf8')) as { seq: number; heapUsed: number; rss: number }
+      const now = JSON.parse(readFileSync(file, 'utf8')) as { seq: number; heapUsed: number; heapTotal: number; external: number; rss: number }
       if (now.seq > previous) return now
     } catch {
       // not written yet, or mid-write
