@@ -317,13 +317,14 @@ export function checkBudgets(
       } else if (added.clean.pairs > 0) {
         out.push({ variant: r.variant, what, limit, value: added.clean.median, held: added.clean.median <= r.maxAddedP99Ms, note: `${added.clean.pairs} undisturbed round(s)` })
       } else {
+        // Open-loop latency on a core others hold is their scheduling, not the gateway's: no verdict.
         out.push({
           variant: r.variant,
           what,
           limit,
           value: added.all.median,
-          held: added.all.median <= r.maxAddedP99Ms,
-          note: 'every round disturbed by other work on the machine: median over all rounds, not a clean figure',
+          held: undefined,
+          note: 'every round disturbed by other work on the machine: median over all rounds shown, no verdict',
         })
       }
     }

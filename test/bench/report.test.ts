@@ -133,6 +133,15 @@ t.test('added p99 is n/a when the reference itself could not hold the rate', asy
   t.match(p99?.note, /reference a itself left 900 requests unanswered/)
 })
 
+t.test('added p99 with every round disturbed is n/a, whatever its value', async (t) => {
+  const busy = { foreign: 0.5 }
+  const open = (v: string, p99: number) => m(v, 1, 500, 50, { kind: 'open', p99, ...busy })
+  const ms = [m('a', 1, 10_000, 50, busy), m('b', 1, 9_500, 52, busy), open('a', 900), open('b', 500)]
+  const [, p99] = checkBudgets(summarise(variants, ms, 'a', 500), ms, [{ variant: 'b', ref: 'a', minRatio: 0.9, maxAddedP99Ms: 1 }])
+  t.equal(p99?.value, -400)
+  t.equal(verdictOf(p99?.held), 'n/a', 'a negative added p99 on a taken core is no PASS')
+})
+
 t.test('absolute budgets: memory and scrape time', async (t) => {
   t.equal(verdictOf(limitBudget('memory', 'RSS', 250, 300, 'MiB').held), 'PASS')
   t.equal(verdictOf(limitBudget('memory', 'RSS', 300.5, 300, 'MiB').held), 'MISS')
