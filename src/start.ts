@@ -131,6 +131,8 @@ export async function startGateway(config: ResolvedConfig, opts: { logger: Logge
         // Open this one: it is the origin better-auth trusts.
         demo_page: config.demoApp ? `${config.baseUrl}/` : undefined,
         session_cookie: gateway.sessions.cookieNames.sessionToken,
+        // The sign-in probe, when on: where it goes (the path is public, the account's password is not here).
+        probe: prober === undefined ? undefined : { interval_seconds: config.probe.intervalSeconds, url: new URL(config.probe.url ?? config.baseUrl).origin, path: config.probe.path },
       },
       'authgw started',
     )

@@ -262,7 +262,8 @@ export function overviewDashboard(): BuiltDashboard {
             w: 4,
             h: 6,
             thresholds: [[90, 'red']],
-            targets: [`time() - max(${sel('authgw_probe_last_success_timestamp_seconds')} > 0)`],
+            // Empty until a probe run succeeded (PROBE_INTERVAL_SECONDS=0: always).
+            targets: [{ expr: `time() - max(${sel('authgw_probe_last_success_timestamp_seconds')} > 0)`, mayBeEmpty: true }],
           },
           {
             type: 'timeseries',
@@ -280,7 +281,14 @@ export function overviewDashboard(): BuiltDashboard {
             unit: 's',
             w: 8,
             h: 6,
-            targets: [{ expr: quantile(0.95, 'authgw_probe_step_duration_seconds', ['step']), legend: '{{step}}' }],
+            // Only steps that ran in the window: empty, not NaN, where the probe is off.
+            targets: [
+              {
+                expr: `${quantile(0.95, 'authgw_probe_step_duration_seconds', ['step'])} and on (step) sum by (step) (${rate('authgw_probe_step_duration_seconds_count')}) > 0`,
+                legend: '{{step}}',
+                mayBeEmpty: true,
+              },
+            ],
           },
           {
             type: 'timeseries',

@@ -69,6 +69,8 @@ export class Prober {
     this.#running = run
     const result = await run
     this.#running = undefined
+    // A run cut short by stop() says nothing about the login path.
+    if (this.#stopped) return result
     for (const s of result.steps) metrics.stepObserved(s.step, s.seconds)
     if (result.ok) {
       metrics.runSucceeded()

@@ -3,7 +3,7 @@
 // that moves only the probe's series, a timeout, the unforgeable probe mark,
 // the one-prober-per-database lock, and the probe account's password kept
 // out of logs and stored encrypted.
-import { createServer } from 'node:http'
+import { createServer, request as httpRequest } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import pg from 'pg'
 import pino from 'pino'
@@ -20,7 +20,7 @@ import { createMetrics, createRegistry } from '../../src/telemetry/metrics.ts'
 import { SHARED_METHODS, USER_FACING_METHODS } from '../../src/telemetry/probe-traffic.ts'
 import { loggerOptions } from '../../src/telemetry/logging.ts'
 import { Client } from '../helpers/client.ts'
-import { TEST_SECRET, startTestGateway } from '../helpers/gateway.ts'
+import { TEST_SECRET, freePort, startTestGateway } from '../helpers/gateway.ts'
 import type { TestGateway } from '../helpers/gateway.ts'
 import { REQUEST_NOISE, delta, scrape, seriesKey, unexpectedMovements } from '../helpers/metrics.ts'
 
@@ -210,9 +210,67 @@ t.test('one prober per database: the lock holder probes, another replica takes o
   t.equal(pb.role, 'standby')
   t.equal((await scrape(b)).get(seriesKey('authgw_probe_runs_total', { outcome: 'success' })), 0, 'b counted no run')
   await pa.stop()
+  const linesBefore = a.logs.accessLines().length
   const r = await pb.tick()
   t.ok(r?.ok, `b took over and passes with the account a created: ${JSON.stringify(r)}`)
   t.equal(pb.role, 'prober')
+  // b's PROBE_URL (its BETTER_AUTH_URL) is a's address, as behind a load
+  // balancer: a verifies the mark b signed, with the secret they share.
+  const seenByA = a.logs.accessLines().slice(linesBefore).filter((l) => l.route !== '/api/auth/jwks' || l.probe === true)
+  t.ok(seenByA.length >= 7, `${seenByA.length} of b's probe requests answered by a`)
+  t.same(seenByA.filter((l) => l.probe !== true), [], 'a marked every one of them probe: true')
+})
+
+/** A round-robin load balancer: each request to the next target, in turn. */
+async function roundRobin(t: Test, port: number, targets: () => string[]): Promise<string> {
+  let n = 0
+  const lb = createServer((req, res) => {
+    const all = targets()
+    const target = new URL(all[n++ % all.length] as string)
+    const up = httpRequest({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers)
+      answer.pipe(res)
+    })
+    up.on('error', () => res.writeHead(502).end())
+    req.pipe(up)
+  })
+  await new Promise<void>((r) => lb.listen(port, '127.0.0.1', r))
+  t.teardown(() => new Promise<void>((r) => lb.close(() => r())))
+  t.teardown(() => lb.closeAllConnections())
+  return `http://127.0.0.1:${port}`
+}
+
+t.test('behind a load balancer, a replica with another secret makes every probe run fail, naming bad_signature', async (t) => {
+  const lbPort = await freePort()
+  const publicUrl = `http://127.0.0.1:${lbPort}`
+  const a = await startTestGateway(t, { env: { BETTER_AUTH_URL: publicUrl } })
+  const b = await startTestGateway(t, { databaseUrl: a.databaseUrl, env: { BETTER_AUTH_URL: publicUrl, BETTER_AUTH_SECRET: OTHER_SECRET } })
+  await roundRobin(t, lbPort, () => [a.url, b.url])
+  const prober = proberFor(t, a)
+  const results = []
+  for (let i = 0; i < 4; i++) results.push(await prober.tick())
+  t.same(results.map((r) => r?.ok), [false, false, false, false], 'every run fails')
+  const failures = results.map((r) => (r?.ok === false ? `${r.step} ${r.reason}` : 'passed'))
+  t.comment(`failures: ${failures.join(', ')}`)
+  t.ok(failures.every((f) => f === 'get_session bad_signature' || f === 'get_session unexpected_answer'), 'the session set on one replica is refused by the other, at get_session')
+  t.ok(failures.includes('get_session bad_signature'), 'named bad_signature when the replica that can verify the mark refuses it')
+})
+
+t.test('PROBE_INTERVAL_SECONDS starts the probe with the gateway, announced at startup, and close() stops it', async (t) => {
+  const gw = await startTestGateway(t, { env: { PROBE_INTERVAL_SECONDS: '3600' } })
+  t.ok(gw.prober, 'the gateway runs a prober')
+  const startup = gw.logs.records().find((r) => r.event === 'startup')
+  t.same(startup?.probe, { interval_seconds: 3600, url: new URL(gw.config.baseUrl).origin, path: '/api/me' }, 'the startup line says where the probe goes')
+  const deadline = Date.now() + 30_000
+  while (((await scrape(gw)).get(seriesKey('authgw_probe_runs_total', { outcome: 'success' })) ?? 0) < 1 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 200))
+  }
+  t.equal((await scrape(gw)).get(seriesKey('authgw_probe_runs_total', { outcome: 'success' })), 1, 'the first run passed at startup')
+  await gw.close()
+  const other = proberFor(t, await startTestGateway(t, { databaseUrl: gw.databaseUrl, env: { BETTER_AUTH_URL: gw.config.baseUrl.replace(/:\d+$/, ':1') } }))
+  t.equal(await other.tick().then((r) => (r === undefined ? 'standby' : r.ok ? 'passed' : r.step)), 'sign_in', 'close() released the lock: another replica probes (and finds nothing at the closed address)')
+  const off = await startTestGateway(t)
+  t.equal(off.prober, undefined, 'off by default')
 })
 
 t.test('the loop starts at once and stop() releases the lock', async (t) => {
@@ -230,6 +288,26 @@ t.test('the loop starts at once and stop() releases the lock', async (t) => {
   await prober.stop()
   const other = proberFor(t, await startTestGateway(t, { databaseUrl: gw.databaseUrl, env: { BETTER_AUTH_URL: gw.config.baseUrl } }))
   t.ok((await other.tick())?.ok, 'stop released the lock')
+})
+
+t.test('a run cut short by stop() (shutdown) is not counted as a failure', async (t) => {
+  const upstreamUrl = await upstreamAnswering(t, () => {
+    // Never answers: the run waits at cookie_call.
+  })
+  const gw = await startTestGateway(t, { upstreamUrl })
+  const prober = proberFor(t, gw, { stepTimeoutMs: 60_000 })
+  const before = await scrape(gw)
+  const running = prober.tick()
+  const deadline = Date.now() + 30_000
+  while (!gw.logs.accessLines().some((l) => l.probe === true && l.route === '/api/auth/get-session') && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  await prober.stop()
+  const result = await running
+  t.equal(result?.ok, false, 'the run ended at once')
+  const d = delta(before, await scrape(gw))
+  t.equal(d.get(seriesKey('authgw_probe_runs_total', { outcome: 'failure' })) ?? 0, 0, 'no failed run counted')
+  t.equal(d.get(seriesKey('authgw_probe_runs_total', { outcome: 'success' })) ?? 0, 0, 'nor a success')
 })
 
 t.test('probe reasons: the gateway header first, then the body, then the upstream, else unexpected_answer', async (t) => {
