@@ -8,7 +8,9 @@ import type { Pool } from 'pg'
 import type { Logger } from 'pino'
 import type { Registry } from 'prom-client'
 import type { Auth, AuthHooks } from './auth/better-auth.ts'
+import { FRESH_SIGN_IN_MAX_ENTRIES, FreshSignIns } from './auth/fresh-sign-ins.ts'
 import { createGuard } from './auth/guard.ts'
+import { clientIpUnresolved } from './proxy/client-ip.ts'
 import { JwksStore } from './auth/jwks.ts'
 import type { Jwk } from './auth/jwks.ts'
 import { JwtVerifier } from './auth/jwt.ts'
@@ -78,8 +80,10 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
     },
   })
 
+  const freshSignIns = new FreshSignIns({ windowSeconds: config.session.freshSignInWindowSeconds, maxEntries: FRESH_SIGN_IN_MAX_ENTRIES })
   const sessions = new SessionValidator({
     pool,
+    issuedRecently: (token) => freshSignIns.issuedRecently(token),
     secret: config.secret,
     cookieNames,
     cacheTtlSeconds: config.session.cacheTtlSeconds,
@@ -120,7 +124,7 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
 
   const minter = new TokenMinter(auth, metrics, config.session.cacheMaxEntries)
   const pseudo = pseudonymize(config.secret)
-  const guard = createGuard({ metrics, sessions, jwtVerifier, minter, pseudonymize: pseudo })
+  const guard = createGuard({ metrics, sessions, jwtVerifier, minter, pseudonymize: pseudo, freshSignIns })
 
   const drain = new Drain()
   const app = Fastify({
@@ -201,7 +205,16 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
   })
 
   await app.register(cors, { baseUrl: config.baseUrl, trustedOrigins: config.trustedOrigins })
-  await app.register(mountAuth, { auth, metrics, sessions, pool, bodyLimit: config.limits.authBodyBytes, origin: new URL(config.baseUrl).origin })
+  await app.register(mountAuth, {
+    auth,
+    metrics,
+    sessions,
+    pool,
+    bodyLimit: config.limits.authBodyBytes,
+    origin: new URL(config.baseUrl).origin,
+    freshSignIns,
+    clientIpUnresolved: clientIpUnresolved(config.trustProxy),
+  })
   await app.register(proxy, {
     upstreamUrl: config.upstreamUrl,
     publicPaths: config.publicPaths,
@@ -226,6 +239,7 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
   deps.authHooks.onSigningKeyCreated = () => jwks.keyCreated()
   deps.authHooks.onSessionDeleted = (s) => {
     sessions.evictToken(s.token)
+    freshSignIns.sessionEnded(s.token)
     minter.evict(s.id)
     metrics.sessionRevoked()
     logger.info({ event: 'session_revoked', session: pseudo(s.id) }, 'audit')

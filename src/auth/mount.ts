@@ -13,6 +13,7 @@ import {
   DbOperation,
   Mechanism,
   NoCredentialReason,
+  RateLimitReason,
   RequestErrorReason,
   SessionReason,
   SignInOutcome,
@@ -31,7 +32,8 @@ import { canonicalPath } from '../proxy/request-target.ts'
 import type { Auth } from './better-auth.ts'
 import { AUTH_BASE_PATH, CLIENT_IP_HEADER } from './better-auth.ts'
 import { exemplarOf, recordUnauthorized, unavailable } from './decision.ts'
-import { noCookieReason } from './guard.ts'
+import type { FreshSignIns } from './fresh-sign-ins.ts'
+import { duplicateCookieReason, noCookieReason } from './guard.ts'
 import { parseCookieHeader } from './session.ts'
 import type { SessionValidator } from './session.ts'
 import { SessionRefresher } from './session-refresh.ts'
@@ -88,6 +90,10 @@ export type MountOptions = {
   bodyLimit: number
   /** Origin of BETTER_AUTH_URL: better-auth's request URL never comes from the client's Host. */
   origin: string
+  /** Remembers sign-ins for cookie_not_returned and fresh_session_not_found. */
+  freshSignIns?: FreshSignIns
+  /** The request's client address is a TRUST_PROXY hop's own (rate limiting cannot tell clients apart). */
+  clientIpUnresolved?: (request: FastifyRequest) => boolean
 }
 
 /**
@@ -145,10 +151,10 @@ async function mountPlugin(app: FastifyInstance, opts: MountOptions) {
     const result = await sessions.validate(cookies, { revalidate })
     if (result === undefined) {
       // Same classification as the guard; on a better-auth endpoint the client is a session client.
-      const reason = noCookieReason(request, cookies.size > 0, secureCookie)
+      const reason = noCookieReason(request, cookies.size > 0, secureCookie, { sessions, fresh: opts.freshSignIns })
       return reason === NoCredentialReason.no_credentials ? SessionReason.no_cookie : reason
     }
-    return result.ok ? 'valid' : result.reason
+    return result.ok ? 'valid' : duplicateCookieReason(request, sessions, result.reason).reason
   }
 
   /**
@@ -189,6 +195,24 @@ async function mountPlugin(app: FastifyInstance, opts: MountOptions) {
     // reply.header appends Set-Cookie; copying the Headers object would keep only the last one.
     for (const cookie of res.headers.getSetCookie()) reply.header('set-cookie', cookie)
     return { status: res.status, body: Buffer.from(await res.arrayBuffer()) }
+  }
+
+  /** A sign-in or sign-up that set a session cookie, or a sign-out, as seen by this client. */
+  function rememberSignIn(request: FastifyRequest, reply: FastifyReply, route: string): void {
+    const fresh = opts.freshSignIns
+    if (fresh === undefined) return
+    const client = () => fresh.clientKey(request.ip, request.headers['user-agent'])
+    if (route === `${AUTH_BASE_PATH}/sign-out`) return fresh.signedOut(client())
+    if (route !== `${AUTH_BASE_PATH}/sign-in/email` && route !== `${AUTH_BASE_PATH}/sign-up/email`) return
+    const setCookie = reply.getHeader('set-cookie')
+    for (const c of Array.isArray(setCookie) ? setCookie : typeof setCookie === 'string' ? [setCookie] : []) {
+      const pair = c.slice(0, c.indexOf(';') === -1 ? undefined : c.indexOf(';'))
+      const eq = pair.indexOf('=')
+      if (eq <= 0 || pair.slice(0, eq).trim() !== sessions.cookieNames.sessionToken) continue
+      const verified = sessions.verifyCookie(pair.slice(eq + 1).trim())
+      fresh.signedIn(client(), 'token' in verified ? verified.token : undefined)
+      return
+    }
   }
 
   function errorCode(body: Buffer): string | undefined {
@@ -260,7 +284,13 @@ async function mountPlugin(app: FastifyInstance, opts: MountOptions) {
         reply.header('content-type', 'application/json; charset=utf-8')
       }
 
-      if (status === 429) metrics.rateLimited(route)
+      if (status === 429) {
+        // One bucket for everyone behind a proxy is a misconfiguration, not an attack.
+        const unresolved = opts.clientIpUnresolved?.(request) === true
+        metrics.rateLimited(route, unresolved ? RateLimitReason.client_ip_unresolved : RateLimitReason.rate_limited)
+        if (unresolved) request.authgw.detail = { ...request.authgw.detail, clientIpUnresolved: true }
+      }
+      if (status === 200) rememberSignIn(request, reply, route)
       switch (route) {
         case `${AUTH_BASE_PATH}/sign-in/email`: {
           const reason = signInReason(status)

@@ -22,7 +22,14 @@ export type Config = {
   trustProxy: boolean | number | string[]
   publicPaths: string[]
   pool: { max: number; idleTimeoutMs: number; connectTimeoutMs: number; statementTimeoutMs: number }
-  session: { cookieCacheMaxAge: number; cacheTtlSeconds: number; cacheMaxEntries: number; expiresInSeconds: number; updateAgeSeconds: number }
+  session: {
+    cookieCacheMaxAge: number
+    cacheTtlSeconds: number
+    cacheMaxEntries: number
+    expiresInSeconds: number
+    updateAgeSeconds: number
+    freshSignInWindowSeconds: number
+  }
   jwt: {
     algorithms: string[]
     expirationSeconds: number
@@ -218,6 +225,7 @@ export function loadConfig(env: Env, opts: LoadOptions = {}): Readonly<Config> {
       cacheMaxEntries: int('SESSION_CACHE_MAX_ENTRIES', 10_000, 1),
       expiresInSeconds: int('SESSION_EXPIRES_IN_SECONDS', 604_800, 1, MAX_COOKIE_AGE_SECONDS),
       updateAgeSeconds: int('SESSION_UPDATE_AGE_SECONDS', 86_400, 0, MAX_COOKIE_AGE_SECONDS),
+      freshSignInWindowSeconds: int('FRESH_SIGN_IN_WINDOW_SECONDS', 300, 0, 86_400),
     },
     jwt: {
       algorithms: algorithms.length > 0 ? algorithms : ['EdDSA'],

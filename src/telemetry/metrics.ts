@@ -11,6 +11,7 @@ import {
   Mechanism,
   NoCredentialReason,
   Outcome,
+  RateLimitReason,
   SessionNullReason,
   SessionReason,
   SignInMethod,
@@ -25,7 +26,7 @@ import {
   UpstreamRetryReason,
   valuesOf,
 } from '../reasons.ts'
-import type { UnauthorizedReason, UnauthorizedSource } from '../reasons.ts'
+import type { RateLimitReason as RateLimitReasonT, UnauthorizedReason, UnauthorizedSource } from '../reasons.ts'
 
 export const MetricName = {
   httpRequestDuration: 'authgw_http_request_duration_seconds',
@@ -203,7 +204,7 @@ export function createMetrics(registry: Registry, info: { config: ConfigInfoLabe
   })
   const rateLimited = new Counter({
     name: MetricName.rateLimited,
-    help: 'Requests answered 429 by better-auth rate limiting, by route.',
+    help: 'Requests answered 429 by better-auth rate limiting, by route and reason (client_ip_unresolved: the limited address is a TRUST_PROXY hop, so everyone behind it shares one bucket).',
     labelNames: ['route', 'reason'] as const,
     registers: [registry],
   })
@@ -347,8 +348,8 @@ export function createMetrics(registry: Registry, info: { config: ConfigInfoLabe
     unavailable(mechanism: Mechanism, reason: UnavailableReason, e: Exemplar) {
       authUnavailable.inc({ labels: { mechanism, reason }, value: 1, exemplarLabels: exemplar(e) })
     },
-    rateLimited(route: string) {
-      rateLimited.inc({ route, reason: 'rate_limited' })
+    rateLimited(route: string, reason: RateLimitReasonT = RateLimitReason.rate_limited) {
+      rateLimited.inc({ route, reason })
     },
     sessionCacheLookup(hit: boolean) {
       sessionCache.inc({ result: hit ? 'hit' : 'miss' })
