@@ -1,6 +1,6 @@
 // The closed vocabularies. Every value here is a Prometheus label value, a log
-// field and a span attribute; the README tables are checked against this file
-// by test/reasons.test.ts. Add values; never rename them.
+// field and a span attribute; the docs/reasons.md and docs/metrics.md tables are
+// checked against this file by test/readme.test.ts. Add values; never rename them.
 
 export const Mechanism = {
   session: 'session',
@@ -26,7 +26,7 @@ export const SessionReason = {
   session_not_found: 'session_not_found',
   session_expired: 'session_expired',
   user_not_found: 'user_not_found',
-  // Issue 14: the causes of "401 after sign-in" that hid under the reasons above.
+  // The causes of "401 after sign-in" that hid under the reasons above (docs/reasons.md, "Causes covered").
   cookie_not_returned: 'cookie_not_returned',
   credentials_omitted: 'credentials_omitted',
   server_side_no_cookie: 'server_side_no_cookie',
@@ -196,6 +196,19 @@ export const RequestErrorReason = {
   header_too_large: 'header_too_large',
 } as const
 export type RequestErrorReason = (typeof RequestErrorReason)[keyof typeof RequestErrorReason]
+
+/** Why a browser will drop a Set-Cookie better-auth sent (`authgw_set_cookie_problems_total{problem}`). */
+export const SetCookieProblem = {
+  domain_public_suffix: 'domain_public_suffix',
+  domain_not_host_suffix: 'domain_not_host_suffix',
+  domain_ip: 'domain_ip',
+  secure_over_http: 'secure_over_http',
+  samesite_none_without_secure: 'samesite_none_without_secure',
+  partitioned_without_secure: 'partitioned_without_secure',
+  too_large: 'too_large',
+  max_age_shorter_than_session: 'max_age_shorter_than_session',
+} as const
+export type SetCookieProblem = (typeof SetCookieProblem)[keyof typeof SetCookieProblem]
 
 export const valuesOf = <T extends Record<string, string>>(o: T): Array<T[keyof T]> =>
   Object.values(o) as Array<T[keyof T]>

@@ -1,7 +1,7 @@
 // Why a request has no usable session cookie, from what the request itself
 // shows (Sec-Fetch-*, User-Agent, the whole cookie jar) and what this instance
 // remembers (a sign-in seconds ago). One function decides, so the guard and
-// the /api/auth/* labelling can never disagree. Precedence (issue 14):
+// the /api/auth/* labelling can never disagree. Precedence (docs/reasons.md):
 // session_data_without_token › cookie_not_returned › credentials_omitted ›
 // cross_site_no_cookie › mobile_no_cookie › server_side_no_cookie › no_cookie
 // › no_credentials.

@@ -1,5 +1,5 @@
 // What this instance handed out in the last FRESH_SIGN_IN_WINDOW_SECONDS, so
-// a 401 seconds after a sign-in can say so (issue 14):
+// a 401 seconds after a sign-in can say so (docs/reasons.md):
 // - clients (a keyed hash of client IP + User-Agent) that received a session
 //   cookie: a call from them without one is `cookie_not_returned`;
 // - session tokens (a keyed hash) it issued: one that is then not found is

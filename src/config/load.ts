@@ -50,6 +50,8 @@ export type Config = {
     keepAliveTimeoutMs: number
   }
   shutdown: { drainMs: number; delayMs: number }
+  /** Session cookie attributes handed to better-auth; checked against BETTER_AUTH_URL by the startup cookie audit. */
+  cookies: { domain: string | undefined; sameSite: 'lax' | 'strict' | 'none'; partitioned: boolean; prefix: string | undefined }
   authRateLimit: boolean
   demoApp: boolean
   logLevel: string
@@ -190,6 +192,17 @@ export function loadConfig(env: Env, opts: LoadOptions = {}): Readonly<Config> {
     if (!p.startsWith('/api/') || p.startsWith('/api/auth')) problems.push(`PUBLIC_PATHS entry ${JSON.stringify(p)} must start with /api/ and not be under /api/auth`)
   }
 
+  const cookieDomain = str('COOKIE_DOMAIN')?.toLowerCase().replace(/^\./, '')
+  if (cookieDomain !== undefined && !/^[a-z0-9.-]+$/.test(cookieDomain)) problems.push('COOKIE_DOMAIN must be a host name like example.com (no scheme, port or path)')
+  const sameSite = (str('COOKIE_SAME_SITE') ?? 'lax').toLowerCase()
+  if (sameSite !== 'lax' && sameSite !== 'strict' && sameSite !== 'none') problems.push('COOKIE_SAME_SITE must be lax, strict or none')
+  // Browsers drop a SameSite=None cookie without Secure, and Secure follows BETTER_AUTH_URL's scheme.
+  if (sameSite === 'none' && production && baseUrl !== undefined && !baseUrl.startsWith('https://')) {
+    problems.push('COOKIE_SAME_SITE=none requires an https BETTER_AUTH_URL (browsers drop SameSite=None cookies without Secure)')
+  }
+  const cookiePrefix = str('COOKIE_PREFIX')
+  if (cookiePrefix !== undefined && !/^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$/.test(cookiePrefix)) problems.push('COOKIE_PREFIX must be 1-64 letters, digits, dots, dashes or underscores')
+
   const logLevel = str('LOG_LEVEL') ?? 'info'
   if (!LOG_LEVELS.has(logLevel)) problems.push(`LOG_LEVEL must be one of ${[...LOG_LEVELS].join(', ')}`)
 
@@ -252,6 +265,12 @@ export function loadConfig(env: Env, opts: LoadOptions = {}): Readonly<Config> {
       keepAliveTimeoutMs: int('KEEP_ALIVE_TIMEOUT_MS', 72_000, 1),
     },
     shutdown: { drainMs: int('SHUTDOWN_DRAIN_MS', 10_000), delayMs: int('SHUTDOWN_DELAY_MS', 0) },
+    cookies: {
+      domain: cookieDomain,
+      sameSite: sameSite === 'strict' || sameSite === 'none' ? sameSite : 'lax',
+      partitioned: bool('COOKIE_PARTITIONED', false),
+      prefix: cookiePrefix,
+    },
     authRateLimit: bool('AUTH_RATE_LIMIT', production),
     demoApp: bool('DEMO_APP', !production),
     logLevel,
@@ -276,6 +295,13 @@ export function loadConfig(env: Env, opts: LoadOptions = {}): Readonly<Config> {
   }
   if (config.limits.headersTimeoutMs > config.limits.requestTimeoutMs) {
     problems.push('HEADERS_TIMEOUT_MS must not exceed REQUEST_TIMEOUT_MS')
+  }
+  // better-auth turns its usage telemetry on when this variable is set (any
+  // value but "false"), whatever its options say. The gateway never phones
+  // home, and it does not rewrite the environment to enforce that: it refuses.
+  const telemetry = env.BETTER_AUTH_TELEMETRY
+  if (telemetry !== undefined && telemetry !== '' && telemetry !== 'false') {
+    problems.push('BETTER_AUTH_TELEMETRY is set: authgw never sends better-auth usage telemetry; unset it (or set it to false)')
   }
   if (problems.length > 0) throw new ConfigError(problems)
   return Object.freeze(config)

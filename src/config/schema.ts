@@ -1,11 +1,11 @@
 // Every environment variable the gateway reads, with its default and meaning.
-// The README's configuration table is checked against this list by
-// test/config/config.test.ts. Names continue the deployment authgw grew out of:
+// docs/configuration.md's table is checked against this list by
+// test/readme.test.ts. Names continue the deployment authgw grew out of:
 // add, never rename.
 
 export type Setting = {
   name: string
-  /** Human-readable default for the README; `—` when there is none. */
+  /** Human-readable default for docs/configuration.md; `—` when there is none. */
   default: string
   description: string
   secret?: boolean
@@ -57,6 +57,10 @@ export const settings: readonly Setting[] = [
   { name: 'KEEP_ALIVE_TIMEOUT_MS', default: '`72000`', description: 'Idle keep-alive time (above common load-balancer idle timeouts of 60 s); the socket closes 1 s after the advertised timeout.' },
   { name: 'SHUTDOWN_DRAIN_MS', default: '`10000`', description: 'On SIGTERM, how long in-flight requests may take before the process exits.' },
   { name: 'SHUTDOWN_DELAY_MS', default: '`0`', description: 'On SIGTERM, how long /readyz reports 503 before the listener closes (lets load balancers notice).' },
+  { name: 'COOKIE_DOMAIN', default: 'none (host-only cookies)', description: 'Share the session cookie with sibling subdomains: `example.com` sends it to `app.example.com` and `api.example.com` (better-auth `crossSubDomainCookies`). Must be the host of `BETTER_AUTH_URL` or a parent of it, and not a public suffix (the startup cookie audit warns).' },
+  { name: 'COOKIE_SAME_SITE', default: '`lax`', description: '`lax`, `strict` or `none` for better-auth\'s cookies. `none` (a cross-site app) needs an https `BETTER_AUTH_URL`: refused in production, warned elsewhere (`samesite_none_without_secure`).' },
+  { name: 'COOKIE_PARTITIONED', default: '`false`', description: '`true` adds `Partitioned` (CHIPS) to better-auth\'s cookies, for a gateway embedded in another site\'s iframe; needs `Secure` (an https `BETTER_AUTH_URL`).' },
+  { name: 'COOKIE_PREFIX', default: '`better-auth`', description: 'better-auth `cookiePrefix`: the session cookie is `<prefix>.session_token` (`__Secure-` in front over https). The gateway reads the cookie under the same name.' },
   { name: 'AUTH_RATE_LIMIT', default: '`on` in production, else `off`', description: "better-auth's rate limiter (sign-in: 3 per 10 s per client IP)." },
   { name: 'DEMO_APP', default: '`on` outside production', description: 'Serve the demo sign-in page at `/`.' },
   { name: 'LOG_LEVEL', default: '`info`', description: 'pino log level.' },

@@ -1,7 +1,7 @@
 // Whether the client address Fastify resolved under TRUST_PROXY is really a
 // client's, or a trusted proxy hop's own (the load balancer forwarded no
 // X-Forwarded-For, or only trusted hops): then better-auth's rate limiter
-// puts everyone behind that proxy in one bucket (issue 14).
+// puts everyone behind that proxy in one bucket.
 import { BlockList, isIPv4, isIPv6 } from 'node:net'
 import type { FastifyRequest } from 'fastify'
 

@@ -64,7 +64,7 @@ async function crossSiteTrusted(t: Test, { gw, gatewayUrl, trustedCrossSite }: S
   t.equal(await cross.page.locator('#session').getAttribute('data-state'), 'signed-out', 'the page sees no session right after a successful sign-up')
 
   // This browser received a session cookie seconds ago and calls without
-  // one: cookie_not_returned (issue 14) outranks cross_site_no_cookie, and
+  // one: cookie_not_returned outranks cross_site_no_cookie, and
   // the access line keeps the cross-site detail that explains it.
   let before = await scrape(gw.metricsUrl)
   const first = await callApi(cross.page)

@@ -47,7 +47,7 @@ t.test('https BETTER_AUTH_URL reached over http on a host name: warned at startu
   // What the gateway can see: no cookie, and no Sec-Fetch-* either, because
   // Chromium sends fetch metadata only to potentially trustworthy origins. But
   // this very browser (address and User-Agent) received a session cookie
-  // seconds ago: the seed symptom of issue 14, cookie_not_returned.
+  // seconds ago: the classic "401 right after sign-in", cookie_not_returned.
   t.equal(r.reason, 'cookie_not_returned', 'the cookie from the sign-up did not come back')
   const line = gw.logs.accessLines().find((l) => l.reqId === r.requestId)
   t.match(line, { status: 401, reason: 'cookie_not_returned', mechanism: 'session', cookieNames: [] })

@@ -51,7 +51,7 @@ t.test('without TRUST_PROXY a client cannot buy fresh buckets with forged X-Forw
   t.same(statuses, [401, 401, 401, 429, 429])
 })
 
-t.test('a 429 whose client address is the trusted proxy itself is client_ip_unresolved (issue 14)', async (t) => {
+t.test('a 429 whose client address is the trusted proxy itself is client_ip_unresolved', async (t) => {
   // TRUST_PROXY names the proxy, but it forwards no X-Forwarded-For: every
   // client behind it shares the proxy's bucket.
   const gw = await startTestGateway(t, { env: { AUTH_RATE_LIMIT: 'on', TRUST_PROXY: '127.0.0.1' } })

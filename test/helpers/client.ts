@@ -16,7 +16,7 @@ export class Client {
   }
 
   async request(method: string, path: string, opts: { body?: unknown; headers?: Record<string, string>; cookies?: boolean } = {}): Promise<Res> {
-    // Node's fetch says `User-Agent: node`, a server runtime (issue 14:
+    // Node's fetch says `User-Agent: node`, a server runtime (docs/reasons.md:
     // server_side_no_cookie); the test client names itself instead.
     const headers: Record<string, string> = { 'user-agent': TEST_CLIENT_UA, ...opts.headers }
     if (opts.cookies !== false && this.jar.size > 0 && headers.cookie === undefined) headers.cookie = this.cookieHeader

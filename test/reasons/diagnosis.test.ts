@@ -1,4 +1,4 @@
-// Issue 14: the precedence between the missing-cookie reasons, what the log
+// docs/reasons.md: the precedence between the missing-cookie reasons, what the log
 // line keeps when one outranks another, and the bearer failure that hides a
 // good cookie. Real gateway, real sockets, real database.
 import t from 'tap'
