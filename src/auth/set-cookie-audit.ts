@@ -112,7 +112,8 @@ export function configuredCookieProblems(
     // A signed session token: 32 characters, a dot and a 44-character signature, URL-encoded.
     valueLength: 80,
     domain: cookie.attributes.domain?.replace(/^\./, '').toLowerCase(),
-    secure: cookie.attributes.secure === true,
+    // better-call adds Secure to SameSite=None and Partitioned cookies itself.
+    secure: cookie.attributes.secure === true || cookie.attributes.partitioned === true || cookie.attributes.sameSite?.toLowerCase() === 'none',
     sameSite: cookie.attributes.sameSite?.toLowerCase(),
     partitioned: cookie.attributes.partitioned === true,
     maxAgeSeconds: cookie.attributes.maxAge,

@@ -26,8 +26,20 @@ const cases: Case[] = [
     env: (p) => ({ BETTER_AUTH_URL: `https://authgw.test:${p}` }),
     host: (p) => `authgw.test:${p}`,
   },
-  { problem: 'samesite_none_without_secure', how: 'COOKIE_SAME_SITE=none with an http BETTER_AUTH_URL (development)', env: () => ({ COOKIE_SAME_SITE: 'none' }) },
-  { problem: 'partitioned_without_secure', how: 'COOKIE_PARTITIONED=true with an http BETTER_AUTH_URL', env: () => ({ COOKIE_PARTITIONED: 'true' }) },
+  // better-call adds Secure to SameSite=None and Partitioned cookies, so over
+  // plain http on a host name they fail as secure_over_http, not as *_without_secure.
+  {
+    problem: 'secure_over_http',
+    how: 'COOKIE_SAME_SITE=none with an http BETTER_AUTH_URL on a host name (better-call adds Secure)',
+    env: (p) => ({ BETTER_AUTH_URL: `http://authgw.test:${p}`, COOKIE_SAME_SITE: 'none' }),
+    host: (p) => `authgw.test:${p}`,
+  },
+  {
+    problem: 'secure_over_http',
+    how: 'COOKIE_PARTITIONED=true with an http BETTER_AUTH_URL on a host name (better-call adds Secure)',
+    env: (p) => ({ BETTER_AUTH_URL: `http://authgw.test:${p}`, COOKIE_PARTITIONED: 'true' }),
+    host: (p) => `authgw.test:${p}`,
+  },
 ]
 
 async function signUp(gw: TestGateway, host: string | undefined) {
@@ -78,16 +90,18 @@ t.test('a sound configuration: no problem, no line', async (t) => {
 })
 
 t.test('the startup audit warns once per problem of the configured cookie', async (t) => {
-  const gw = await startTestGateway(t, { env: { COOKIE_SAME_SITE: 'none', COOKIE_DOMAIN: 'example.com' } })
+  const port = await freePort()
+  const gw = await startTestGateway(t, { port, env: { BETTER_AUTH_URL: `http://authgw.test:${port}`, COOKIE_SAME_SITE: 'none', COOKIE_DOMAIN: 'example.com' } })
   const startup = gw.logs.records().filter((r) => r.event === 'set_cookie_problem' && r.at === 'startup')
-  t.same(startup.map((r) => r.problem).sort(), ['domain_not_host_suffix', 'samesite_none_without_secure'])
-  for (const r of startup) t.match(r, { level: 40, host: '127.0.0.1' })
+  t.same(startup.map((r) => r.problem).sort(), ['domain_not_host_suffix', 'secure_over_http'])
+  for (const r of startup) t.match(r, { level: 40, host: 'authgw.test' })
 })
 
-// better-auth's own cookies cannot be made to show these two through the
-// gateway's settings (it chunks large cookies and sets Max-Age to the session
-// lifetime), so they are checked on the parser and the rule.
-t.test('too_large and max_age_shorter_than_session on Set-Cookie values', async (t) => {
+// better-auth's own cookies cannot be made to show these four through the
+// gateway's settings (it chunks large cookies, sets Max-Age to the session
+// lifetime, and better-call adds Secure to SameSite=None and Partitioned), so
+// they are checked on the parser and the rule.
+t.test('too_large, max_age_shorter_than_session and the *_without_secure problems on Set-Cookie values', async (t) => {
   const audience = { scheme: 'https', host: 'auth.example.com', sessionTokenName: '__Secure-better-auth.session_token', sessionExpiresInSeconds: 604800 }
   const big = parseSetCookie(`__Secure-better-auth.session_data=${'a'.repeat(4100)}; Path=/; Secure; HttpOnly; SameSite=Lax`)
   t.same(big && cookieProblems(big, audience), ['too_large'])
@@ -95,6 +109,11 @@ t.test('too_large and max_age_shorter_than_session on Set-Cookie values', async 
   t.same(short && cookieProblems(short, audience), ['max_age_shorter_than_session'])
   const full = parseSetCookie('__Secure-better-auth.session_token=abc.def; Max-Age=604800; Path=/; Secure; HttpOnly; SameSite=Lax')
   t.same(full && cookieProblems(full, audience), [], 'the session lifetime is fine')
+  const http = { ...audience, scheme: 'http', host: 'auth.example.com', sessionTokenName: 'better-auth.session_token' }
+  const none = parseSetCookie('better-auth.session_token=abc.def; Max-Age=604800; Path=/; HttpOnly; SameSite=None')
+  t.same(none && cookieProblems(none, http), ['samesite_none_without_secure'])
+  const chips = parseSetCookie('better-auth.session_token=abc.def; Max-Age=604800; Path=/; HttpOnly; SameSite=Lax; Partitioned')
+  t.same(chips && cookieProblems(chips, http), ['partitioned_without_secure'])
   const deletion = parseSetCookie('better-auth.session_token=; Max-Age=0; Path=/; Domain=co.uk; SameSite=None')
   t.same(deletion && cookieProblems(deletion, audience), [], 'a deletion stores nothing and is not audited')
 })
