@@ -11,6 +11,7 @@ import { pseudonymize } from '../telemetry/fingerprint.ts'
 import type { Metrics } from '../telemetry/metrics.ts'
 import { inSpan } from '../telemetry/tracing.ts'
 import type { Auth, AuthHooks } from './better-auth.ts'
+import { auditReplyCookies, requestAudience } from './cookie-audit-step.ts'
 import { FRESH_SIGN_IN_MAX_ENTRIES, FreshSignIns } from './fresh-sign-ins.ts'
 import { createGuard } from './guard.ts'
 import type { Guard } from './guard.ts'
@@ -82,7 +83,16 @@ export function createGatewayAuth(
 
   const minter = new TokenMinter(auth, metrics, config.session.cacheMaxEntries)
   const pseudo = pseudonymize(config.secret)
-  const guard = createGuard({ metrics, sessions, jwtVerifier, minter, pseudonymize: pseudo, freshSignIns })
+  const audience = requestAudience(deps.cookieNames.sessionToken, config.session.expiresInSeconds)
+  const guard = createGuard({
+    metrics,
+    sessions,
+    jwtVerifier,
+    minter,
+    pseudonymize: pseudo,
+    freshSignIns,
+    auditSetCookies: (request, setCookie) => auditReplyCookies(request, setCookie, audience, metrics),
+  })
   return { sessions, jwks, jwtVerifier, minter, guard, freshSignIns, pseudonymize: pseudo }
 }
 

@@ -28,6 +28,8 @@ export type GuardDeps = {
   pseudonymize: (userId: string) => string
   /** Sign-ins of the last FRESH_SIGN_IN_WINDOW_SECONDS (cookie_not_returned). */
   freshSignIns?: FreshSignIns
+  /** The Set-Cookie audit for a session extension's cookie (cookie-audit-step.ts). */
+  auditSetCookies?: (request: FastifyRequest, setCookie: readonly string[]) => void
 }
 
 const BEARER = /^Bearer +([^\s]+) *$/i
@@ -121,6 +123,7 @@ export function createGuard(deps: GuardDeps): Guard {
         // The extended session's cookie, as better-auth set it; the proxy hop
         // sends the gateway's headers along with the upstream's.
         for (const cookie of result.setCookie) reply.header('set-cookie', cookie)
+        deps.auditSetCookies?.(request, result.setCookie)
         request.log.info({ event: 'session_extended', session: deps.pseudonymize(result.identity.sessionId) }, 'audit')
       }
       let token: string

@@ -117,3 +117,27 @@ t.test('too_large, max_age_shorter_than_session and the *_without_secure problem
   const deletion = parseSetCookie('better-auth.session_token=; Max-Age=0; Path=/; Domain=co.uk; SameSite=None')
   t.same(deletion && cookieProblems(deletion, audience), [], 'a deletion stores nothing and is not audited')
 })
+
+t.test('a session extension on the protected API is audited too', async (t) => {
+  const port = await freePort()
+  // updateAge 1 s: the next /api/* call a second after sign-up extends the session and re-sets the cookie.
+  const gw = await startTestGateway(t, {
+    port,
+    env: { BETTER_AUTH_URL: `https://authgw.test:${port}`, SESSION_EXPIRES_IN_SECONDS: '3600', SESSION_UPDATE_AGE_SECONDS: '1' },
+  })
+  const host = `authgw.test:${port}`
+  const up = await signUp(gw, host)
+  t.equal(up.status, 200, up.text)
+  const cookie = (up.setCookie.find((c) => c.startsWith(`${gw.sessions.cookieNames.sessionToken}=`)) ?? '').split(';')[0] as string
+  t.ok(cookie, 'the session cookie')
+  await new Promise((r) => setTimeout(r, 2_000))
+  const before = await scrape(gw)
+  const res = await request(`${gw.url}/api/me`, { headers: { host, cookie, 'user-agent': 'curl/8.5.0' } })
+  await res.body.text()
+  const after = await scrape(gw)
+  t.equal(res.statusCode, 200)
+  t.ok(res.headers['set-cookie'], 'the extension re-set the cookie')
+  t.equal(delta(before, after).get(seriesKey('authgw_set_cookie_problems_total', { problem: 'secure_over_http' })), 1, 'secure_over_http moved by one')
+  const access = gw.logs.accessLines().find((r) => r.reqId === res.headers['x-request-id'])
+  t.match(access, { status: 200, route: '/api/*', setCookieProblems: ['secure_over_http'] })
+})
