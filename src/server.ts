@@ -12,7 +12,7 @@ import type { Auth, AuthHooks } from './auth/better-auth.ts'
 import { connectAuthHooks, createGatewayAuth } from './auth/gateway-auth.ts'
 import type { JwksStore } from './auth/jwks.ts'
 import type { JwtVerifier } from './auth/jwt.ts'
-import { auditAuthCookies, requestAudience } from './auth/cookie-audit-step.ts'
+import { requestAudience } from './auth/cookie-audit-step.ts'
 import { mountAuth } from './auth/mount.ts'
 import { clientIpUnresolved } from './proxy/client-ip.ts'
 import { cookieNamesFor } from './auth/session.ts'
@@ -25,6 +25,7 @@ import { connectionsCheckingInterval, createClientErrorHandler, createConnectHan
 import { createHeaderPolicy } from './proxy/headers.ts'
 import { answerRequestLine } from './proxy/request-target.ts'
 import { proxy } from './proxy/proxy.ts'
+import { PROBE_HEADER, PROBE_REASON_HEADER, createProbeMark } from './probe/mark.ts'
 import { DbOperation } from './reasons.ts'
 import { createAccessLog } from './telemetry/access-log.ts'
 import { secretFingerprint } from './telemetry/fingerprint.ts'
@@ -74,6 +75,7 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
   const gatewayAuth = createGatewayAuth(config, { auth, pool, metrics, cookieNames })
   const { sessions, jwks, jwtVerifier, guard } = gatewayAuth
 
+  const probeMark = createProbeMark(config.secret)
   const drain = new Drain()
   const app = Fastify(fastifyOptions(config, logger, drain)) as unknown as FastifyInstance
   app.server.on('connect', createConnectHandler(logger))
@@ -88,9 +90,18 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
   // Callback-style hooks: no promise per request on the hot path.
   app.addHook('onRequest', (request, reply, done) => {
     request.authgw = {}
+    const mark = request.headers[PROBE_HEADER]
+    if (mark !== undefined && probeMark.verify(mark, request.method, request.url)) request.authgw.probe = true
     reply.header('x-request-id', request.id)
     access.watch(reply)
     if (!answerRequestLine(request, reply)) done()
+  })
+  // The sign-in probe labels a failed step with the gateway's own reason
+  // (only its marked requests are told; an upstream's answer is sent before this could run).
+  app.addHook('onSend', (request, reply, payload, done) => {
+    const reason = request.authgw?.probe === true ? (request.authgw.reason ?? request.upstream?.failure) : undefined
+    if (reason !== undefined) reply.header(PROBE_REASON_HEADER, reason)
+    done(null, payload)
   })
   app.addHook('onResponse', (request, reply, done) => {
     access.write(request, reply)
@@ -104,12 +115,13 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
     auth,
     metrics,
     sessions,
+    probeSignOuts: gatewayAuth.probeSignOuts,
     pool,
     bodyLimit: config.limits.authBodyBytes,
     origin: new URL(config.baseUrl).origin,
     freshSignIns: gatewayAuth.freshSignIns,
     clientIpUnresolved: clientIpUnresolved(config.trustProxy),
-    responseSteps: [auditAuthCookies(requestAudience(sessions.cookieNames.sessionToken, config.session.expiresInSeconds))],
+    cookieAudience: requestAudience(sessions.cookieNames.sessionToken, config.session.expiresInSeconds),
   })
   await app.register(proxy, {
     upstreamUrl: config.upstreamUrl,

@@ -190,3 +190,35 @@ t.test('comments in src/ point at docs and ADRs that exist, not at issues or fil
   }
   t.ok(references >= 20, `${references} references checked`)
 })
+
+t.test('every repository file README.md and docs/ name exists (src/ moves under refactors)', async (t) => {
+  let named = 0
+  for (const page of docPages()) {
+    const text = readDoc(page)
+    for (const m of text.matchAll(/(?<![\w./-])(?:src|test|bench|alerts|dashboards|deploy|examples|scripts|docs)\/[\w./-]+\.(?:ts|md|yml|yaml|json|py)\b/g)) {
+      named++
+      t.ok(exists(m[0]), `${page} names ${m[0]}, which exists`)
+    }
+  }
+  t.ok(named > 40, `${named} file names checked`)
+})
+
+t.test('decision records: MADR sections, a number each rests on, unique numbers, all in the index', async (t) => {
+  const records = readdirSync(join(repoRoot, 'docs/adr'))
+    .filter((f) => /^\d{4}-[a-z0-9-]+\.md$/.test(f))
+    .sort()
+  t.ok(records.length >= 8, `${records.length} ADRs (issue 17 asks for at least 8)`)
+  const numbers = records.map((f) => f.slice(0, 4))
+  t.same(numbers, [...new Set(numbers)], 'no ADR number used twice')
+  const index = readDoc('docs/adr/README.md')
+  for (const file of records) {
+    const text = readDoc(`docs/adr/${file}`)
+    const headings = [...text.matchAll(/^## (.+)$/gm)].map((m) => (m[1] as string).toLowerCase())
+    for (const section of ['context', 'decision', 'consequences']) {
+      t.ok(headings.some((h) => h.startsWith(section)), `${file}: a "${section}" section`)
+    }
+    t.match(text, /^- Status: \w+/m, `${file}: a status`)
+    t.match(text, /\d[\d,.]*\s?(?:µs|ms|s|%|×|x|KiB|MiB)\b|\d[\d,.]* (?:requests|lines|bytes)/, `${file}: rests on a measured number`)
+    t.ok(index.includes(`](${file})`), `docs/adr/README.md lists ${file}`)
+  }
+})

@@ -19,6 +19,7 @@ import { JwksStore } from './jwks.ts'
 import type { Jwk } from './jwks.ts'
 import { JwtVerifier } from './jwt.ts'
 import { TokenMinter } from './minter.ts'
+import { ProbeSignOuts } from '../telemetry/probe-traffic.ts'
 import { SessionValidator } from './session.ts'
 import type { CookieNames } from './session.ts'
 
@@ -32,6 +33,8 @@ export type GatewayAuth = {
   freshSignIns: FreshSignIns
   /** User and session ids as they may appear in logs. */
   pseudonymize: (id: string) => string
+  /** Sessions the sign-in probe is ending: not counted as revocations. */
+  probeSignOuts: ProbeSignOuts
 }
 
 export function createGatewayAuth(
@@ -93,7 +96,7 @@ export function createGatewayAuth(
     freshSignIns,
     auditSetCookies: (request, setCookie) => auditReplyCookies(request, setCookie, audience, metrics),
   })
-  return { sessions, jwks, jwtVerifier, minter, guard, freshSignIns, pseudonymize: pseudo }
+  return { sessions, jwks, jwtVerifier, minter, guard, freshSignIns, pseudonymize: pseudo, probeSignOuts: new ProbeSignOuts() }
 }
 
 /** better-auth's hooks, filled in: a new signing key, a deleted session (sign-out, revocation, clean-up). */
@@ -103,7 +106,7 @@ export function connectAuthHooks(hooks: AuthHooks, parts: GatewayAuth, metrics: 
     parts.sessions.evictToken(s.token)
     parts.freshSignIns.sessionEnded(s.token)
     parts.minter.evict(s.id)
-    metrics.sessionRevoked()
+    if (!parts.probeSignOuts.has(s.token)) metrics.sessionRevoked()
     logger.info({ event: 'session_revoked', session: parts.pseudonymize(s.id) }, 'audit')
   }
 }

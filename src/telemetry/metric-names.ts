@@ -27,6 +27,12 @@ export const MetricName = {
   sessionsRevoked: 'authgw_sessions_revoked_total',
   upstreamRetries: 'authgw_upstream_retries_total',
   setCookieProblems: 'authgw_set_cookie_problems_total',
+  // the synthetic sign-in probe (docs/adr/0050-sign-in-probe.md)
+  probeRuns: 'authgw_probe_runs_total',
+  probeLastSuccess: 'authgw_probe_last_success_timestamp_seconds',
+  probeStepDuration: 'authgw_probe_step_duration_seconds',
+  probeFailures: 'authgw_probe_failures_total',
+  probeUp: 'authgw_probe_up',
 } as const
 
 /** Prefix of the process metrics prom-client collects (`authgw_process_…`, `authgw_nodejs_…`). */

@@ -25,7 +25,7 @@ function walkThrough(): string {
 
 function bash(script: string, cwd: string, env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile('bash', ['-c', script], { cwd, env: { PATH: process.env.PATH ?? '', HOME: cwd, ...env }, timeout: 60_000 }, (err, stdout, stderr) => {
+    execFile('bash', ['-c', script], { cwd, env: { PATH: process.env.PATH ?? '', HOME: cwd, ...env }, timeout: 120_000 }, (err, stdout, stderr) => {
       const code = err === null ? 0 : typeof err.code === 'number' ? err.code : 1
       resolve({ code, stdout, stderr })
     })
@@ -52,8 +52,15 @@ t.test('the README walk-through runs as written, and again', async (t) => {
     PORT: String(port),
     METRICS_PORT: String(metricsPort),
   })
-  await child.waitForRecord((r) => r.event === 'startup', 'authgw started')
-  await eventually(async () => ((await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200 ? true : undefined), { limitMs: 60_000, what: '/readyz 200' })
+  // Bounds only keep a broken start from hanging the test; a loaded CI machine is slow.
+  await eventually(
+    async () => {
+      if ((await Promise.race([child.exited, Promise.resolve('running')])) !== 'running') throw new Error(`exited early: ${child.stderr.join('\n')}`)
+      return child.records().find((r) => r.event === 'startup')
+    },
+    { limitMs: 120_000, what: 'authgw started' },
+  )
+  await eventually(async () => ((await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200 ? true : undefined), { limitMs: 120_000, what: '/readyz 200' })
 
   const dir = await mkdtemp(join(tmpdir(), 'authgw-walk-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
