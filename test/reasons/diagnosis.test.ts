@@ -116,3 +116,14 @@ t.test('duplicate_session_cookie: the first value is honoured, as better-auth do
   const res = await deniedOnce(t, gw, { cookie: `${COOKIE}=junk; ${good}` }, 'duplicate_session_cookie')
   t.match(line(gw, res), { sessionCookieCount: 2, firstCookieReason: 'malformed_cookie' })
 })
+
+t.test('COOKIE_PREFIX: better-auth names the cookie, the gateway reads it under that name', async (t) => {
+  const gw = await startTestGateway(t, { env: { COOKIE_PREFIX: 'shop' } })
+  t.equal(gw.sessions.cookieNames.sessionToken, 'shop.session_token')
+  const c = await signUpAs(gw, 'diagnosis-prefix/1')
+  const value = c.jar.get('shop.session_token')
+  t.ok(value, 'the sign-up set shop.session_token')
+  t.equal((await new Client(gw.url).get('/api/me', { headers: { cookie: `shop.session_token=${value}` } })).status, 200, 'accepted under the prefix')
+  // The same value under the default name: another prefix's cookie.
+  await deniedOnce(t, gw, { cookie: `better-auth.session_token=${value}` }, 'cookie_name_mismatch')
+})
