@@ -38,6 +38,8 @@ export type CookieNames = {
   otherVariant: string
   /** Every cookie name better-auth may set, so only these are stripped upstream. */
   all: string[]
+  /** better-auth's session-data (cookie cache) cookie, possibly chunked as `<name>.0`, `<name>.1` … */
+  sessionData?: string
 }
 
 export function cookieNamesFor(sessionTokenName: string, others: string[]): CookieNames {
@@ -49,7 +51,8 @@ export function cookieNamesFor(sessionTokenName: string, others: string[]): Cook
     all.add(plain)
     all.add(SECURE + plain)
   }
-  return { sessionToken: sessionTokenName, otherVariant, all: [...all] }
+  const sessionData = others.find((n) => n.endsWith('.session_data'))
+  return { sessionToken: sessionTokenName, otherVariant, all: [...all], ...(sessionData !== undefined ? { sessionData } : {}) }
 }
 
 /** Parse a Cookie header into name → raw value (first occurrence wins, like better-call). */
@@ -74,6 +77,8 @@ export type SessionValidatorOptions = {
   cacheMaxEntries: number
   onCacheLookup?: (hit: boolean) => void
   onDbError?: (err: unknown) => void
+  /** Whether this instance issued the token within FRESH_SIGN_IN_WINDOW_SECONDS (fresh-sign-ins.ts). */
+  issuedRecently?: (token: string) => boolean
   now?: () => number
 }
 
@@ -262,6 +267,16 @@ export class SessionValidator {
     const verified = this.verifyCookie(found.value)
     if ('reason' in verified) return { ok: false, reason: verified.reason }
     const result = await this.lookup(verified.token, opts)
+    if (!result.ok && result.reason === SessionReason.session_not_found && this.#opts.issuedRecently?.(verified.token) === true) {
+      const key = cacheKey(verified.token)
+      if (!this.#isTombstone(key)) {
+        // Issued here seconds ago and not found: the store lags or lost it
+        // (read replica, eviction, a second database). Do not remember the
+        // miss, so the next request reads again.
+        this.#cache?.delete(key)
+        return { ok: false, reason: SessionReason.fresh_session_not_found }
+      }
+    }
     if (!result.ok || opts.extendWith === undefined) return result
     return this.#extendIfDue(verified.token, result, cookies, opts.extendWith)
   }

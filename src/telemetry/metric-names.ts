@@ -26,6 +26,7 @@ export const MetricName = {
   jwtCache: 'authgw_jwt_cache_lookups_total',
   sessionsRevoked: 'authgw_sessions_revoked_total',
   upstreamRetries: 'authgw_upstream_retries_total',
+  setCookieProblems: 'authgw_set_cookie_problems_total',
   // the synthetic sign-in probe (docs/adr/0050-sign-in-probe.md)
   probeRuns: 'authgw_probe_runs_total',
   probeLastSuccess: 'authgw_probe_last_success_timestamp_seconds',
