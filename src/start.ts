@@ -8,6 +8,7 @@
 import type { AddressInfo } from 'node:net'
 import type { Logger } from 'pino'
 import { createAuth } from './auth/better-auth.ts'
+import { oidcRedirectUri } from './oauth/config.ts'
 import type { Auth, AuthHooks } from './auth/better-auth.ts'
 import type { ResolvedConfig } from './config/load.ts'
 import { runMigrations } from './db/migrate.ts'
@@ -119,6 +120,9 @@ export async function startGateway(config: ResolvedConfig, opts: { logger: Logge
         // Open this one: it is the origin better-auth trusts.
         demo_page: config.demoApp ? `${config.baseUrl}/` : undefined,
         session_cookie: gateway.sessions.cookieNames.sessionToken,
+        // Register each redirect_uri with its provider exactly as printed.
+        oidc_providers:
+          config.oidc.length > 0 ? config.oidc.map((p) => ({ id: p.id, issuer: p.issuer, redirect_uri: oidcRedirectUri(config.baseUrl, p.id) })) : undefined,
       },
       'authgw started',
     )

@@ -58,6 +58,12 @@ export const settings: readonly Setting[] = [
   { name: 'SHUTDOWN_DELAY_MS', default: '`0`', description: 'On SIGTERM, how long /readyz reports 503 before the listener closes (lets load balancers notice).' },
   { name: 'AUTH_RATE_LIMIT', default: '`on` in production, else `off`', description: "better-auth's rate limiter (sign-in: 3 per 10 s per client IP)." },
   { name: 'DEMO_APP', default: '`on` outside production', description: 'Serve the demo sign-in page at `/`.' },
+  { name: 'OIDC_PROVIDERS', default: 'none (no single sign-on)', description: 'Comma-separated ids of OpenID Connect providers offered for sign-in (lower-case letter, then letters, digits, `_`). Each id needs the `OIDC_<ID>_*` settings below; see docs/sso.md.' },
+  { name: 'OIDC_<ID>_ISSUER', default: '—', description: "The provider's issuer URL; its discovery document (`/.well-known/openid-configuration`) and JWKS are fetched at startup and by `check-config`. `https://` in production." },
+  { name: 'OIDC_<ID>_CLIENT_ID', default: '—', description: 'The client id registered with the provider. Register the redirect URI `$BETTER_AUTH_URL/api/auth/callback/<id>` (printed at startup and by `check-config`).' },
+  { name: 'OIDC_<ID>_CLIENT_SECRET', default: '—', description: 'The client secret registered with the provider (sent in the token request body); never logged.', secret: true },
+  { name: 'OIDC_<ID>_SCOPES', default: '`openid email profile`', description: 'Space- or comma-separated scopes requested; must include `openid`.' },
+  { name: 'OIDC_<ID>_PKCE', default: '`on`', description: 'Send a PKCE S256 challenge (RFC 7636). Turn off only for a provider that rejects it.' },
   { name: 'LOG_LEVEL', default: '`info`', description: 'pino log level.' },
   { name: 'LOG_SYNC', default: '`false`', description: '`true` writes every log line to stdout before the request completes. Default: 4 KiB batches, written at least every 250 ms and flushed at exit (SIGKILL can lose the last batch).' },
 ]
