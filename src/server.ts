@@ -86,6 +86,7 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
     cacheMaxEntries: config.session.cacheMaxEntries,
     onCacheLookup: (hit) => metrics.sessionCacheLookup(hit),
     onDbError: () => metrics.dbError(DbOperation.session_lookup),
+    withIdp: config.oidc.length > 0,
   })
 
   const jwks = new JwksStore({

@@ -75,3 +75,32 @@ t.test('an http issuer is accepted outside production (a local test provider)', 
   })
   t.equal(config.oidc[0]?.issuer, 'http://127.0.0.1:9000')
 })
+
+t.test('check-config prints the redirect URI, fetches discovery and JWKS, and reports an unreachable provider', async (t) => {
+  const { checkConfig } = await import('../../src/check-config.ts')
+  const { startProvider, CLIENT_SECRET } = await import('../helpers/oidc.ts')
+  const { TEST_SECRET } = await import('../helpers/gateway.ts')
+  const provider = await startProvider(t, ['http://127.0.0.1:1/api/auth/callback/corp'])
+  const env = {
+    DATABASE_URL: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
+    BETTER_AUTH_SECRET: TEST_SECRET,
+    BETTER_AUTH_URL: 'https://gw.example.test',
+    UPSTREAM_URL: 'http://127.0.0.1:1',
+    OIDC_PROVIDERS: 'corp,gone',
+    OIDC_CORP_ISSUER: provider.issuer,
+    OIDC_CORP_CLIENT_ID: 'authgw-test',
+    OIDC_CORP_CLIENT_SECRET: CLIENT_SECRET,
+    OIDC_GONE_ISSUER: 'http://127.0.0.1:1',
+    OIDC_GONE_CLIENT_ID: 'x',
+    OIDC_GONE_CLIENT_SECRET: CLIENT_SECRET,
+  }
+  const lines = await checkConfig(env)
+  const corp = lines.filter((l) => l.check === 'oidc:corp')
+  t.same(corp.map((l) => l.ok), [true, true, true], JSON.stringify(corp))
+  t.match(corp[0]?.detail, 'https://gw.example.test/api/auth/callback/corp')
+  t.match(corp[2]?.detail, /jwks .* answered 200 with 1 signing key/)
+  const gone = lines.filter((l) => l.check === 'oidc:gone')
+  t.same(gone.map((l) => l.ok), [true, false])
+  t.match(gone[1]?.detail, /discovery http:\/\/127\.0\.0\.1:1\/\.well-known\/openid-configuration unreachable \(\w+\)/)
+  t.notOk(JSON.stringify(lines).includes(CLIENT_SECRET), 'client secret never printed')
+})
