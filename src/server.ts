@@ -13,7 +13,10 @@ import { JwksStore } from './auth/jwks.ts'
 import type { Jwk } from './auth/jwks.ts'
 import { JwtVerifier } from './auth/jwt.ts'
 import { TokenMinter } from './auth/minter.ts'
+import { AUTH_BASE_PATH } from './auth/better-auth.ts'
 import { AUTH_OTHER_ROUTE, authRouteLabel, mountAuth } from './auth/mount.ts'
+import { OAuthObserver } from './oauth/observer.ts'
+import { SsoRoutes } from './oauth/mount-hook.ts'
 import { SessionValidator, cookieNamesFor } from './auth/session.ts'
 import type { ResolvedConfig } from './config/load.ts'
 import { Drain } from './health/drain.ts'
@@ -69,6 +72,7 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
     version: deps.version ?? '0.0.0',
     // Sampled at scrape time.
     poolStats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
+    oauthProviders: config.oidc.map((p) => p.id),
     config: {
       issuer: config.issuer,
       audience: config.audience,
@@ -122,6 +126,7 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
   const minter = new TokenMinter(auth, metrics, config.session.cacheMaxEntries)
   const pseudo = pseudonymize(config.secret)
   const guard = createGuard({ metrics, sessions, jwtVerifier, minter, pseudonymize: pseudo })
+  const sso = createSso(config, auth, metrics, deps.logger)
 
   const drain = new Drain()
   const app = Fastify({
@@ -202,7 +207,7 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
   })
 
   await app.register(cors, { baseUrl: config.baseUrl, trustedOrigins: config.trustedOrigins })
-  await app.register(mountAuth, { auth, metrics, sessions, pool, bodyLimit: config.limits.authBodyBytes, origin: new URL(config.baseUrl).origin })
+  await app.register(mountAuth, { auth, metrics, sessions, pool, bodyLimit: config.limits.authBodyBytes, origin: new URL(config.baseUrl).origin, sso: sso?.routes })
   await app.register(proxy, {
     upstreamUrl: config.upstreamUrl,
     publicPaths: config.publicPaths,
@@ -236,6 +241,7 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
     jwks.start()
   })
   app.addHook('onClose', async () => {
+    sso?.observer.close()
     jwks.stop()
   })
 
@@ -331,4 +337,18 @@ function errorReason(status: number, code: string | undefined): RequestErrorReas
   if (status === 404) return RequestErrorReason.not_found
   if (status === 431) return RequestErrorReason.header_too_large
   return RequestErrorReason.bad_request
+}
+
+/** SSO observation and routes, only when OIDC providers are configured. */
+function createSso(config: ResolvedConfig, auth: Auth, metrics: Metrics, log: Logger) {
+  if (config.oidc.length === 0) return undefined
+  const observer = new OAuthObserver({
+    providers: config.oidc,
+    authContext: auth.$context as Promise<{ socialProviders: unknown }>,
+    observe: (provider, endpoint, seconds) => metrics.observeOAuthProvider(provider, endpoint, seconds),
+    log,
+  })
+  // Endpoints are learnt in the background; the first callback waits for them.
+  void observer.start().catch((err: unknown) => log.warn({ err: { message: (err as Error).message } }, 'SSO observer start failed'))
+  return { observer, routes: new SsoRoutes({ observer, metrics, basePath: AUTH_BASE_PATH }) }
 }

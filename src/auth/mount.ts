@@ -35,6 +35,7 @@ import { noCookieReason } from './guard.ts'
 import { parseCookieHeader } from './session.ts'
 import type { SessionValidator } from './session.ts'
 import { SessionRefresher } from './session-refresh.ts'
+import type { SsoRoutes } from '../oauth/mount-hook.ts'
 
 /** better-auth endpoints that get their own route label; everything else is `/api/auth/other`. */
 export const AUTH_ROUTES = [
@@ -58,9 +59,12 @@ export const AUTH_ROUTES = [
   '/send-verification-email',
   '/ok',
   '/error',
+  '/sign-in/social',
 ] as const
 const AUTH_ROUTE_SET = new Set<string>(AUTH_ROUTES)
 export const AUTH_OTHER_ROUTE = `${AUTH_BASE_PATH}/other`
+/** SSO provider callbacks, one label for every provider id. */
+export const AUTH_CALLBACK_ROUTE = `${AUTH_BASE_PATH}/callback/:id`
 
 /**
  * Bounded route label for a better-auth URL, from the same canonical path
@@ -71,6 +75,7 @@ export function authRouteLabel(url: string): string {
   const path = authPath(url)
   if (path === undefined) return AUTH_OTHER_ROUTE
   const endpoint = path.slice(AUTH_BASE_PATH.length)
+  if (/^\/callback\/[^/]+$/.test(endpoint)) return AUTH_CALLBACK_ROUTE
   return AUTH_ROUTE_SET.has(endpoint) ? path : AUTH_OTHER_ROUTE
 }
 
@@ -88,6 +93,8 @@ export type MountOptions = {
   bodyLimit: number
   /** Origin of BETTER_AUTH_URL: better-auth's request URL never comes from the client's Host. */
   origin: string
+  /** SSO sign-in starts and provider callbacks (only with providers configured). */
+  sso?: SsoRoutes
 }
 
 /**
@@ -229,7 +236,10 @@ async function mountPlugin(app: FastifyInstance, opts: MountOptions) {
         }
       }
 
-      let { status, body } = await forward(request, reply)
+      const sso = opts.sso?.begin(request, authPath(request.url) as string)
+      let { status, body } = sso ? await sso.run(() => forward(request, reply)) : await forward(request, reply)
+      const ssoReply = sso?.finish(reply, status, body)
+      if (ssoReply !== undefined) return ssoReply
 
       // A session route's refusal (401, a null session) or failure (5xx) is
       // about the credential only once the store has answered.

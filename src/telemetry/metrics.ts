@@ -9,6 +9,9 @@ import {
   JwksRefreshOutcome,
   JwtReason,
   Mechanism,
+  OAuthCallbackOutcome,
+  OAuthCallbackReason,
+  OAuthEndpoint,
   NoCredentialReason,
   Outcome,
   SessionNullReason,
@@ -25,7 +28,7 @@ import {
   UpstreamRetryReason,
   valuesOf,
 } from '../reasons.ts'
-import type { UnauthorizedReason, UnauthorizedSource } from '../reasons.ts'
+import type { SignInMethod as SignInMethodT, UnauthorizedReason, UnauthorizedSource } from '../reasons.ts'
 
 export const MetricName = {
   httpRequestDuration: 'authgw_http_request_duration_seconds',
@@ -52,6 +55,10 @@ export const MetricName = {
   jwtCache: 'authgw_jwt_cache_lookups_total',
   sessionsRevoked: 'authgw_sessions_revoked_total',
   upstreamRetries: 'authgw_upstream_retries_total',
+  // single sign-on (issue 18)
+  oauthCallbacks: 'authgw_oauth_callbacks_total',
+  oauthRedirects: 'authgw_oauth_redirects_total',
+  oauthProviderRequestDuration: 'authgw_oauth_provider_request_duration_seconds',
 } as const
 
 /** Route label for anything that matched no known route template. */
@@ -73,7 +80,20 @@ export type Exemplar = { trace_id: string } | undefined
 
 export type PoolStats = { total: number; idle: number; waiting: number }
 
-export function createMetrics(registry: Registry, info: { config: ConfigInfoLabels; version: string; poolStats?: () => PoolStats }) {
+// Provider calls: discovery and JWKS are small GETs, the token exchange the slowest.
+const PROVIDER_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.5, 2.5, 5, 10]
+
+/** The outcome an SSO callback reason is counted under: the provider's failures are `error`, never the user's. */
+export function oauthOutcomeOf(reason: OAuthCallbackReason): OAuthCallbackOutcome {
+  if (reason === OAuthCallbackReason.none) return OAuthCallbackOutcome.success
+  return reason === OAuthCallbackReason.provider_unavailable ? OAuthCallbackOutcome.error : OAuthCallbackOutcome.failure
+}
+
+export function createMetrics(
+  registry: Registry,
+  info: { config: ConfigInfoLabels; version: string; poolStats?: () => PoolStats; oauthProviders?: readonly string[] },
+) {
+  const oauthProviders = info.oauthProviders ?? []
   collectDefaultMetrics({ register: registry, prefix: 'authgw_' })
   // These three are gauges with a `_total` suffix, which `promtool check metrics` rejects.
   for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
@@ -231,9 +251,31 @@ export function createMetrics(registry: Registry, info: { config: ConfigInfoLabe
     registers: [registry],
   })
 
+  const oauthCallbacks = new Counter({
+    name: MetricName.oauthCallbacks,
+    help: 'SSO provider callbacks, by provider, outcome (success, failure, error = provider unavailable) and reason (none on success).',
+    labelNames: ['provider', 'outcome', 'reason'] as const,
+    registers: [registry],
+    enableExemplars: true,
+  })
+  const oauthRedirects = new Counter({
+    name: MetricName.oauthRedirects,
+    help: 'SSO sign-ins started: redirects to a provider, by provider.',
+    labelNames: ['provider'] as const,
+    registers: [registry],
+  })
+  const oauthProviderRequestDuration = new Histogram({
+    name: MetricName.oauthProviderRequestDuration,
+    help: "Duration of the gateway's requests to an SSO provider (failed ones included), by provider and endpoint.",
+    labelNames: ['provider', 'endpoint'] as const,
+    buckets: PROVIDER_BUCKETS,
+    registers: [registry],
+  })
+
   // Every fixed combination exists at 0 from the first scrape, so rate() and
   // ratio rules work after a restart.
   for (const mechanism of valuesOf(Mechanism)) {
+    if (mechanism === Mechanism.oauth && oauthProviders.length === 0) continue
     for (const outcome of valuesOf(Outcome)) authDecisions.inc({ mechanism, outcome }, 0)
   }
   for (const [source, mechanism, reason] of unauthorizedCombinations()) {
@@ -247,10 +289,19 @@ export function createMetrics(registry: Registry, info: { config: ConfigInfoLabe
     }
   }
   for (const reason of valuesOf(TokenIssueFailureReason)) tokenIssueFailures.inc({ labels: { reason }, value: 0 })
-  for (const method of valuesOf(SignInMethod)) {
-    signInAttempts.inc({ method, outcome: SignInOutcome.success, reason: SignInReason.none }, 0)
-    for (const reason of valuesOf(SignInReason)) {
-      if (reason !== SignInReason.none) signInAttempts.inc({ method, outcome: SignInOutcome.failure, reason }, 0)
+  signInAttempts.inc({ method: SignInMethod.email, outcome: SignInOutcome.success, reason: SignInReason.none }, 0)
+  for (const reason of valuesOf(SignInReason)) {
+    if (reason !== SignInReason.none) signInAttempts.inc({ method: SignInMethod.email, outcome: SignInOutcome.failure, reason }, 0)
+  }
+  // SSO series only exist when providers are configured: without SSO the scrape is unchanged.
+  for (const provider of oauthProviders) {
+    oauthRedirects.inc({ provider }, 0)
+    for (const reason of valuesOf(OAuthCallbackReason)) oauthCallbacks.inc({ labels: { provider, outcome: oauthOutcomeOf(reason), reason }, value: 0 })
+    for (const endpoint of valuesOf(OAuthEndpoint)) oauthProviderRequestDuration.zero({ provider, endpoint })
+  }
+  if (oauthProviders.length > 0) {
+    for (const reason of valuesOf(OAuthCallbackReason)) {
+      signInAttempts.inc({ method: SignInMethod.oauth, outcome: reason === OAuthCallbackReason.none ? SignInOutcome.success : SignInOutcome.failure, reason }, 0)
     }
   }
   for (const outcome of valuesOf(JwksRefreshOutcome)) jwksRefreshes.inc({ outcome }, 0)
@@ -258,12 +309,13 @@ export function createMetrics(registry: Registry, info: { config: ConfigInfoLabe
   for (const reason of valuesOf(UpstreamRetryReason)) upstreamRetries.inc({ reason }, 0)
   for (const state of ['total', 'idle', 'waiting']) dbPoolConnections.set({ state }, 0)
   for (const operation of valuesOf(DbOperation)) dbErrors.inc({ operation }, 0)
-  for (const mechanism of [Mechanism.session, Mechanism.jwt]) {
-    for (const reason of valuesOf(UnavailableReason)) {
-      if (mechanism === Mechanism.session || reason === UnavailableReason.jwks_unavailable) {
-        authUnavailable.inc({ labels: { mechanism, reason }, value: 0 })
-      }
-    }
+  for (const [mechanism, reason] of [
+    [Mechanism.session, UnavailableReason.store_unavailable],
+    [Mechanism.session, UnavailableReason.jwks_unavailable],
+    [Mechanism.jwt, UnavailableReason.jwks_unavailable],
+    ...(oauthProviders.length > 0 ? [[Mechanism.oauth, UnavailableReason.provider_unavailable] as const] : []),
+  ] as const) {
+    authUnavailable.inc({ labels: { mechanism, reason }, value: 0 })
   }
   for (const result of ['hit', 'miss']) {
     sessionCache.inc({ result }, 0)
@@ -320,8 +372,17 @@ export function createMetrics(registry: Registry, info: { config: ConfigInfoLabe
     tokenIssueFailure(reason: TokenIssueFailureReason, e: Exemplar) {
       tokenIssueFailures.inc({ labels: { reason }, value: 1, exemplarLabels: exemplar(e) })
     },
-    signInAttempt(outcome: SignInOutcome, reason: SignInReason) {
-      signInAttempts.inc({ method: SignInMethod.email, outcome, reason })
+    signInAttempt(outcome: SignInOutcome, reason: SignInReason | OAuthCallbackReason, method: SignInMethodT = SignInMethod.email) {
+      signInAttempts.inc({ method, outcome, reason })
+    },
+    oauthCallback(provider: string, reason: OAuthCallbackReason, e: Exemplar) {
+      oauthCallbacks.inc({ labels: { provider, outcome: oauthOutcomeOf(reason), reason }, value: 1, exemplarLabels: exemplar(e) })
+    },
+    oauthRedirect(provider: string) {
+      oauthRedirects.inc({ provider })
+    },
+    observeOAuthProvider(provider: string, endpoint: OAuthEndpoint, seconds: number) {
+      oauthProviderRequestDuration.observe({ provider, endpoint }, seconds)
     },
     jwksRefresh(outcome: JwksRefreshOutcome, keys?: number) {
       jwksRefreshes.inc({ outcome })

@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import type { Test } from 'tap'
-import type { ProviderOptions, ProviderUser } from '../fixtures/oidc-provider-server.ts'
+import type { ProviderMode, ProviderOptions, ProviderUser } from '../fixtures/oidc-provider-server.ts'
 
 const SERVER = new URL('../fixtures/oidc-provider-server.ts', import.meta.url).pathname
 
@@ -14,9 +14,10 @@ export const CLIENT_SECRET = 'authgw-test-client-secret-Vd3Kq9'
 export const USERS: Record<string, ProviderUser> = {
   alice: { email: 'alice@sso.example.test', email_verified: true, name: 'Alice SSO' },
   unverified: { email: 'unverified@sso.example.test', email_verified: false, name: 'Not Verified' },
+  bob: { email: 'bob@sso.example.test', email_verified: true, name: 'Bob SSO' },
 }
 
-export type RunningProvider = { issuer: string; child: ChildProcess; stderr: string[]; stop(): Promise<void> }
+export type RunningProvider = { issuer: string; child: ChildProcess; stderr: string[]; stop(): Promise<void>; setMode(mode: ProviderMode): Promise<void> }
 
 /** A provider whose test client is registered with `redirectUris`. */
 export async function startProvider(t: Test, redirectUris: string[], extra: Partial<ProviderOptions> = {}): Promise<RunningProvider> {
@@ -43,7 +44,11 @@ export async function startProvider(t: Test, redirectUris: string[], extra: Part
     })
     child.once('exit', (code) => reject(new Error(`oidc-provider exited ${code}: ${stderr.join('')}`)))
   })
-  return { issuer, child, stderr, stop }
+  const setMode = async (mode: ProviderMode) => {
+    const res = await fetch(`${issuer}/__test/mode`, { method: 'POST', body: JSON.stringify(mode) })
+    if (!res.ok) throw new Error(`provider mode: ${res.status}`)
+  }
+  return { issuer, child, stderr, stop, setMode }
 }
 
 /** The OIDC_* environment for a gateway using this provider under `id`. */
