@@ -1,5 +1,5 @@
 // What each closed reason means, its likely cause and the first thing to
-// check: the one source for the README reasons tables (test/readme.test.ts
+// check: the one source for the docs/reasons.md tables (test/readme.test.ts
 // compares them) and for the alert texts (alerts/src/ renders them into the
 // annotation templates). A reason whose text differs by mechanism is keyed by
 // mechanism: `bad_signature` of a session cookie is a secret problem, of a
@@ -155,7 +155,7 @@ export const unavailableGuide = {
   },
 } as const satisfies Record<UnavailableReason, Entry>
 
-/** SSO callback reasons (issue 18), mechanism oauth: docs/sso.md's reasons table is checked against this. */
+/** SSO callback reasons, mechanism oauth: docs/sso.md's reasons table is checked against this. */
 export const oauthGuide = {
   state_mismatch: {
     meaning: "the callback's `state` has no matching state cookie and stored state (cookie missing, different, expired or the state tampered with)",
@@ -232,7 +232,7 @@ export const upstreamFailureGuide = {
   },
 } as const satisfies Record<UpstreamFailureReason, Entry>
 
-/** The synthetic sign-in probe's own failure reasons (issue 15), besides the closed reasons the gateway answered. */
+/** The synthetic sign-in probe's own failure reasons (alerts/runbook.md, AuthGatewayProbeFailing), besides the closed reasons the gateway answered. */
 export const probeFailureGuide = {
   timeout: {
     meaning: 'the probe got no answer in time',

@@ -665,7 +665,7 @@ function authAlerts(): AlertRule[] {
   return rules
 }
 
-/** Single sign-on (issue 18): callbacks failing for one provider; a provider that stopped answering. */
+/** Single sign-on: callbacks failing for one provider; a provider that stopped answering. */
 function ssoAlerts(): AlertRule[] {
   const f = th.ssoCallbackFailures
   const w = f.window.value

@@ -1,5 +1,5 @@
 // better-auth's own generic OAuth plugin, configured from OIDC_* settings
-// (issue 18): discovery, PKCE, nonce-bound and JWKS-verified ID tokens are
+// (docs/sso.md): discovery, PKCE, nonce-bound and JWKS-verified ID tokens are
 // better-auth's; the gateway only adds the session column naming the provider.
 import type { GenericOAuthConfig } from 'better-auth/plugins'
 import type { OidcProviderConfig } from './config.ts'

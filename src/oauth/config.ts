@@ -1,4 +1,4 @@
-// Single sign-on providers (issue 18): OIDC_PROVIDERS names them, each one's
+// Single sign-on providers: OIDC_PROVIDERS names them, each one's
 // OIDC_<ID>_* variables describe it. Parsed and validated with the rest of
 // the configuration (config/load.ts), never logged with its client secret.
 
