@@ -115,7 +115,7 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
     metrics,
   })
   await app.register(health, { pool, jwks, isDraining: () => drain.draining, onDbError: () => metrics.dbError(DbOperation.health_check) })
-  if (config.demoApp) await app.register(demoApp)
+  if (config.demoApp) await app.register(demoApp, { ssoProviders: config.oidc.map((p) => p.id) })
 
   // Keep the in-process caches honest when better-auth ends a session here.
   connectAuthHooks(deps.authHooks, gatewayAuth, metrics, logger)

@@ -28,6 +28,10 @@ export function ssoOptions(providers: readonly OidcProviderConfig[]) {
         // The account is only created or linked for an address the provider
         // vouches for (`email_verified`); otherwise email_not_verified.
         requireEmailVerification: true,
+        // Sign-out ends the gateway's session only (as oauth2-proxy does by
+        // default); better-auth would otherwise send the browser on to the
+        // provider's end-session page.
+        disableProviderLogout: true,
       }),
     ),
     sessionFields: { [IDP_CLAIM]: { type: 'string', required: false, input: false } } as const,
