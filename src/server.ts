@@ -24,6 +24,7 @@ import { connectionsCheckingInterval, createClientErrorHandler, createConnectHan
 import { createHeaderPolicy } from './proxy/headers.ts'
 import { answerRequestLine } from './proxy/request-target.ts'
 import { proxy } from './proxy/proxy.ts'
+import { PROBE_HEADER, PROBE_REASON_HEADER, createProbeMark } from './probe/mark.ts'
 import { DbOperation } from './reasons.ts'
 import { createAccessLog } from './telemetry/access-log.ts'
 import { secretFingerprint } from './telemetry/fingerprint.ts'
@@ -75,6 +76,7 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
   const { sessions, jwks, jwtVerifier, guard } = gatewayAuth
   const sso = createSso(config, { auth, metrics, log: logger })
 
+  const probeMark = createProbeMark(config.secret)
   const drain = new Drain()
   const app = Fastify(fastifyOptions(config, logger, drain)) as unknown as FastifyInstance
   app.server.on('connect', createConnectHandler(logger))
@@ -89,9 +91,18 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
   // Callback-style hooks: no promise per request on the hot path.
   app.addHook('onRequest', (request, reply, done) => {
     request.authgw = {}
+    const mark = request.headers[PROBE_HEADER]
+    if (mark !== undefined && probeMark.verify(mark, request.method, request.url)) request.authgw.probe = true
     reply.header('x-request-id', request.id)
     access.watch(reply)
     if (!answerRequestLine(request, reply)) done()
+  })
+  // The sign-in probe labels a failed step with the gateway's own reason
+  // (only its marked requests are told; an upstream's answer is sent before this could run).
+  app.addHook('onSend', (request, reply, payload, done) => {
+    const reason = request.authgw?.probe === true ? (request.authgw.reason ?? request.upstream?.failure) : undefined
+    if (reason !== undefined) reply.header(PROBE_REASON_HEADER, reason)
+    done(null, payload)
   })
   app.addHook('onResponse', (request, reply, done) => {
     access.write(request, reply)
@@ -101,7 +112,16 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
   app.setNotFoundHandler(notFoundHandler)
 
   await app.register(cors, { baseUrl: config.baseUrl, trustedOrigins: config.trustedOrigins })
-  await app.register(mountAuth, { auth, metrics, sessions, pool, bodyLimit: config.limits.authBodyBytes, origin: new URL(config.baseUrl).origin, sso: sso?.routes })
+  await app.register(mountAuth, {
+    auth,
+    metrics,
+    sessions,
+    probeSignOuts: gatewayAuth.probeSignOuts,
+    pool,
+    bodyLimit: config.limits.authBodyBytes,
+    origin: new URL(config.baseUrl).origin,
+    sso: sso?.routes,
+  })
   await app.register(proxy, {
     upstreamUrl: config.upstreamUrl,
     publicPaths: config.publicPaths,

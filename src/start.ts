@@ -15,6 +15,8 @@ import { runMigrations } from './db/migrate.ts'
 import { checkConnectivity, createPool, describeDatabase } from './db/pool.ts'
 import { buildMetricsServer } from './metrics-server.ts'
 import { buildServer } from './server.ts'
+import { createProber } from './probe/prober.ts'
+import type { Prober } from './probe/prober.ts'
 import type { Gateway } from './server.ts'
 import { SigningState, createSigningCheck } from './health/signing-check.ts'
 import { DbOperation } from './reasons.ts'
@@ -33,6 +35,8 @@ export type Running = Gateway & {
   /** Base URL the gateway listens on (loopback form). */
   url: string
   metricsUrl: string
+  /** The synthetic sign-in probe, when PROBE_INTERVAL_SECONDS is above 0. */
+  prober: Prober | undefined
   close(): Promise<void>
 }
 
@@ -103,6 +107,14 @@ export async function startGateway(config: ResolvedConfig, opts: { logger: Logge
       await gateway.app.ready()
     }
 
+    // The probe calls the public URL: only once this replica listens.
+    let prober: Prober | undefined
+    if (config.probe.intervalSeconds > 0) {
+      prober = createProber(config, { pool, auth, metrics: gateway.metrics.probe, log, sessionCookie: gateway.sessions.cookieNames.sessionToken })
+      closers.push(() => (prober as Prober).stop())
+      prober.start()
+    }
+
     log.info(
       {
         event: 'startup',
@@ -123,6 +135,8 @@ export async function startGateway(config: ResolvedConfig, opts: { logger: Logge
         // Register each redirect_uri with its provider exactly as printed.
         oidc_providers:
           config.oidc.length > 0 ? config.oidc.map((p) => ({ id: p.id, issuer: p.issuer, redirect_uri: oidcRedirectUri(config.baseUrl, p.id) })) : undefined,
+        // The sign-in probe, when on: where it goes (the path is public, the account's password is not here).
+        probe: prober === undefined ? undefined : { interval_seconds: config.probe.intervalSeconds, url: new URL(config.probe.url ?? config.baseUrl).origin, path: config.probe.path },
       },
       'authgw started',
     )
@@ -137,6 +151,7 @@ export async function startGateway(config: ResolvedConfig, opts: { logger: Logge
       metricsApp,
       url,
       metricsUrl,
+      prober,
       close() {
         closing ??= closeAll()
         return closing

@@ -30,6 +30,12 @@ export const MetricName = {
   oauthCallbacks: 'authgw_oauth_callbacks_total',
   oauthRedirects: 'authgw_oauth_redirects_total',
   oauthProviderRequestDuration: 'authgw_oauth_provider_request_duration_seconds',
+  // the synthetic sign-in probe (docs/adr/0050-sign-in-probe.md)
+  probeRuns: 'authgw_probe_runs_total',
+  probeLastSuccess: 'authgw_probe_last_success_timestamp_seconds',
+  probeStepDuration: 'authgw_probe_step_duration_seconds',
+  probeFailures: 'authgw_probe_failures_total',
+  probeUp: 'authgw_probe_up',
 } as const
 
 /** Prefix of the process metrics prom-client collects (`authgw_process_…`, `authgw_nodejs_…`). */

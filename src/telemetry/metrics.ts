@@ -14,6 +14,7 @@ import type { PoolStats } from './metrics/database.ts'
 import { cacheMetrics } from './metrics/caches.ts'
 import { infoMetrics } from './metrics/info.ts'
 import { oauthMetrics } from './metrics/oauth.ts'
+import { probeMetrics } from './metrics/probe.ts'
 import type { ConfigInfoLabels } from './metrics/info.ts'
 
 export { MetricName } from './metric-names.ts'
@@ -49,6 +50,8 @@ export function createMetrics(registry: Registry, info: MetricsInfo) {
     ...databaseMetrics(registry, info.poolStats),
     ...cacheMetrics(registry),
     ...oauthMetrics(registry, info.oauthProviders ?? []),
+    /** The synthetic sign-in probe's own series. */
+    probe: probeMetrics(registry),
   }
 }
 
