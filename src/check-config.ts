@@ -13,6 +13,7 @@ import { checkConnectivity, createPool, describeDatabase } from './db/pool.ts'
 import { SigningState, trySigning } from './health/signing-check.ts'
 import { secretFingerprint } from './telemetry/fingerprint.ts'
 import { createLogger } from './telemetry/logging.ts'
+import { checkOidcProvider } from './oauth/discovery-check.ts'
 
 type Line = { ok: boolean; check: string; detail: string }
 
@@ -39,6 +40,7 @@ export async function checkConfig(env: Record<string, string | undefined>): Prom
     upstreamUrl: config.upstreamUrl as string,
   })
   lines.push({ ok: true, check: 'config', detail: `valid; secret fingerprint ${secretFingerprint(resolved.secret, resolved.issuer)}, issuer ${resolved.issuer}, audience ${resolved.audience}` })
+  for (const provider of resolved.oidc) lines.push(...(await checkOidcProvider(provider, resolved.baseUrl)))
 
   const pool = createPool(resolved.databaseUrl, { ...resolved.pool, max: 2 })
   try {

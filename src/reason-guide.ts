@@ -6,7 +6,7 @@
 // bearer JWT a key problem; `jwks_unavailable` on the session path means the
 // signing key cannot be decrypted, on the JWT path that no verification keys
 // could be loaded.
-import { Mechanism, UnauthorizedReason, UnavailableReason, UpstreamFailureReason, valuesOf } from './reasons.ts'
+import { Mechanism, OAuthCallbackReason, UnauthorizedReason, UnavailableReason, UpstreamFailureReason, valuesOf } from './reasons.ts'
 
 export type ReasonGuide = {
   /** What the gateway saw. */
@@ -183,7 +183,66 @@ export const unavailableGuide = {
       check: '`authgw_jwks_refreshes_total{outcome="failure"}`, `authgw_db_errors_total{operation="jwks_fetch"}` and `authgw_jwks_keys`',
     },
   },
+  provider_unavailable: {
+    meaning: "an SSO provider's discovery, token, JWKS or userinfo endpoint did not answer (refused, timed out, 5xx) during a callback",
+    cause: 'the identity provider down or unreachable from the gateway (egress firewall, DNS, proxy); never the user\'s fault',
+    check: '`authgw_oauth_provider_request_duration_seconds{provider,endpoint}` and `npm run check-config` from a gateway host (it fetches discovery and JWKS)',
+  },
 } as const satisfies Record<UnavailableReason, Entry>
+
+/** SSO callback reasons, mechanism oauth: docs/sso.md's reasons table is checked against this. */
+export const oauthGuide = {
+  state_mismatch: {
+    meaning: "the callback's `state` has no matching state cookie and stored state (cookie missing, different, expired or the state tampered with)",
+    cause: 'the state cookie was not sent back: the callback reached another host or scheme than the sign-in (`BETTER_AUTH_URL` differs from the address users use), cookies blocked, the flow took over 10 minutes, or the link was replayed',
+    check: "the log line's `cookieNames` (is `better-auth.state` there?), `secFetchSite` and `host` against `BETTER_AUTH_URL`",
+  },
+  pkce_verifier_missing: {
+    meaning: 'the provider requires PKCE and the authorization request or code exchange carried no valid code verifier',
+    cause: '`OIDC_<ID>_PKCE=off` for a provider whose client requires PKCE; a proxy rewriting the authorization URL',
+    check: '`OIDC_<ID>_PKCE` against the client\'s PKCE setting at the provider, and the log line\'s `providerError`',
+  },
+  redirect_uri_mismatch: {
+    meaning: 'the provider refused the redirect URI: not registered exactly, or not the one the code was issued for',
+    cause: 'the registered redirect URI differs by scheme, host, port, path or a trailing slash from `$BETTER_AUTH_URL/api/auth/callback/<id>`',
+    check: 'the redirect URI printed at startup and by `npm run check-config` against the client registration at the provider',
+  },
+  invalid_grant: {
+    meaning: 'the provider refused the authorization code: expired, already used, or issued to another client',
+    cause: 'a callback URL replayed (back button, double submit, a link shared); a slow user past the code lifetime; clocks far apart',
+    check: "the log line's `providerError`/`providerErrorDescription` and whether the same user's callback arrived twice",
+  },
+  id_token_invalid: {
+    meaning: "the ID token failed verification; `idTokenCause` names the check: issuer, audience, nonce, signature or expiry",
+    cause: 'issuer: `OIDC_<ID>_ISSUER` differs from the provider\'s `iss`; audience: the client id differs; signature: a signing key not (yet) in the provider\'s JWKS; expiry: clock skew over 30 s; nonce: a replayed or mixed-up flow',
+    check: "the log line's `idTokenCause`, then `npm run check-config` (issuer and JWKS) and the gateway host's clock",
+  },
+  provider_unavailable: {
+    meaning: "the provider's discovery, token, JWKS or userinfo endpoint did not answer during the callback (answered 503)",
+    cause: 'the identity provider down or unreachable from the gateway (egress firewall, DNS, proxy); never the user\'s fault',
+    check: '`authgw_oauth_provider_request_duration_seconds{provider,endpoint}` and `npm run check-config` from a gateway host',
+  },
+  email_not_verified: {
+    meaning: "the provider did not vouch for the user's email (`email_verified` false or absent); no session was created",
+    cause: 'the user has not verified the address at the provider; the provider does not release `email_verified` for the requested scopes',
+    check: "the user's account at the provider and whether `OIDC_<ID>_SCOPES` includes `email`",
+  },
+  account_not_linked: {
+    meaning: 'a user with this email exists already (email sign-up or another provider) and was not linked automatically',
+    cause: "better-auth links only when both the provider's and the local address are verified; the local account signed up with an unverified email",
+    check: 'the existing user\'s `emailVerified` and accounts; link from a signed-in session instead',
+  },
+  access_denied: {
+    meaning: 'the user declined at the provider (cancelled login or consent), or the provider refused this user for the client',
+    cause: 'a user choice; a provider policy (group or app assignment) excluding the user',
+    check: "whether one user repeats it (a choice) or many do (an assignment or consent policy at the provider); `providerErrorDescription` in the log line",
+  },
+  provider_error: {
+    meaning: 'any other error from the provider or the callback, its code in the log line (`providerError`)',
+    cause: 'misconfiguration at the provider (invalid_client: wrong client secret; unauthorized_client, invalid_scope), a missing email claim, or an unexpected answer',
+    check: "the log line's `providerError` and `code`, then the client registration (secret, grant types, scopes)",
+  },
+} as const satisfies Record<Exclude<OAuthCallbackReason, 'none'>, ReasonGuide>
 
 export const upstreamFailureGuide = {
   timeout: {
@@ -237,7 +296,7 @@ export const probeFailureGuide = {
   },
 } as const satisfies Record<string, ReasonGuide>
 
-export type GuideKind = 'unauthorized' | 'unavailable' | 'upstream_failure'
+export type GuideKind = 'unauthorized' | 'unavailable' | 'upstream_failure' | 'oauth'
 
 export type GuideEntry = {
   kind: GuideKind
@@ -251,6 +310,7 @@ const tables: Array<[GuideKind, Record<string, Entry>]> = [
   ['unauthorized', unauthorizedGuide],
   ['unavailable', unavailableGuide],
   ['upstream_failure', upstreamFailureGuide],
+  ['oauth', oauthGuide],
 ]
 
 const isByMechanism = (e: Entry): e is ByMechanism => 'session' in e && 'jwt' in e
@@ -283,4 +343,5 @@ export const guidedReasons: Record<GuideKind, readonly string[]> = {
   unauthorized: valuesOf(UnauthorizedReason),
   unavailable: valuesOf(UnavailableReason),
   upstream_failure: valuesOf(UpstreamFailureReason),
+  oauth: valuesOf(OAuthCallbackReason).filter((r) => r !== OAuthCallbackReason.none),
 }

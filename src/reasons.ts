@@ -6,6 +6,8 @@ export const Mechanism = {
   session: 'session',
   jwt: 'jwt',
   none: 'none',
+  /** Single sign-on through an OpenID Connect provider's callback. */
+  oauth: 'oauth',
 } as const
 export type Mechanism = (typeof Mechanism)[keyof typeof Mechanism]
 
@@ -98,6 +100,8 @@ export type UnauthorizedReason = (typeof UnauthorizedReason)[keyof typeof Unauth
 export const UnavailableReason = {
   store_unavailable: 'store_unavailable',
   jwks_unavailable: 'jwks_unavailable',
+  /** An SSO provider's discovery, token, JWKS or userinfo endpoint unreachable (mechanism oauth). */
+  provider_unavailable: 'provider_unavailable',
 } as const
 export type UnavailableReason = (typeof UnavailableReason)[keyof typeof UnavailableReason]
 
@@ -150,7 +154,8 @@ export type TokenIssueFailureReason = (typeof TokenIssueFailureReason)[keyof typ
 export const SignInOutcome = { success: 'success', failure: 'failure' } as const
 export type SignInOutcome = (typeof SignInOutcome)[keyof typeof SignInOutcome]
 
-export const SignInMethod = { email: 'email' } as const
+export const SignInMethod = { email: 'email', oauth: 'oauth' } as const
+export type SignInMethod = (typeof SignInMethod)[keyof typeof SignInMethod]
 
 /** `reason` on sign-in attempts; `none` for successes. */
 export const SignInReason = {
@@ -163,6 +168,45 @@ export const SignInReason = {
   error: 'error',
 } as const
 export type SignInReason = (typeof SignInReason)[keyof typeof SignInReason]
+
+/**
+ * Why an SSO callback did not sign the user in (mechanism oauth): the label
+ * `reason` of `authgw_oauth_callbacks_total` and, for method="oauth", of
+ * `authgw_sign_in_attempts_total`; `none` on success.
+ */
+export const OAuthCallbackReason = {
+  none: 'none',
+  state_mismatch: 'state_mismatch',
+  pkce_verifier_missing: 'pkce_verifier_missing',
+  redirect_uri_mismatch: 'redirect_uri_mismatch',
+  invalid_grant: 'invalid_grant',
+  id_token_invalid: 'id_token_invalid',
+  provider_unavailable: 'provider_unavailable',
+  email_not_verified: 'email_not_verified',
+  account_not_linked: 'account_not_linked',
+  access_denied: 'access_denied',
+  provider_error: 'provider_error',
+} as const
+export type OAuthCallbackReason = (typeof OAuthCallbackReason)[keyof typeof OAuthCallbackReason]
+
+/** `outcome` of `authgw_oauth_callbacks_total`: `error` is the provider's fault (503-class), never the user's. */
+export const OAuthCallbackOutcome = { success: 'success', failure: 'failure', error: 'error' } as const
+export type OAuthCallbackOutcome = (typeof OAuthCallbackOutcome)[keyof typeof OAuthCallbackOutcome]
+
+/** Which check an ID token failed (`idTokenCause` on the log line, `authgw.oauth.id_token_cause` on the span). */
+export const IdTokenCause = {
+  issuer: 'issuer',
+  audience: 'audience',
+  nonce: 'nonce',
+  signature: 'signature',
+  expiry: 'expiry',
+  claims: 'claims',
+} as const
+export type IdTokenCause = (typeof IdTokenCause)[keyof typeof IdTokenCause]
+
+/** `endpoint` of `authgw_oauth_provider_request_duration_seconds`. */
+export const OAuthEndpoint = { discovery: 'discovery', token: 'token', jwks: 'jwks', userinfo: 'userinfo' } as const
+export type OAuthEndpoint = (typeof OAuthEndpoint)[keyof typeof OAuthEndpoint]
 
 export const JwksRefreshOutcome = { success: 'success', failure: 'failure', suppressed: 'suppressed' } as const
 export type JwksRefreshOutcome = (typeof JwksRefreshOutcome)[keyof typeof JwksRefreshOutcome]

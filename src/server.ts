@@ -18,6 +18,7 @@ import { clientIpUnresolved } from './proxy/client-ip.ts'
 import { cookieNamesFor } from './auth/session.ts'
 import type { SessionValidator } from './auth/session.ts'
 import type { ResolvedConfig } from './config/load.ts'
+import { createSso } from './oauth/sso.ts'
 import { errorHandler, notFoundHandler } from './error-handler.ts'
 import { Drain } from './health/drain.ts'
 import { health } from './health/health.ts'
@@ -64,6 +65,7 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
     version: deps.version ?? '0.0.0',
     // Sampled at scrape time.
     poolStats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
+    oauthProviders: config.oidc.map((p) => p.id),
     config: {
       issuer: config.issuer,
       audience: config.audience,
@@ -74,6 +76,7 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
   })
   const gatewayAuth = createGatewayAuth(config, { auth, pool, metrics, cookieNames })
   const { sessions, jwks, jwtVerifier, guard } = gatewayAuth
+  const sso = createSso(config, { auth, metrics, log: logger })
 
   const probeMark = createProbeMark(config.secret)
   const drain = new Drain()
@@ -122,6 +125,7 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
     freshSignIns: gatewayAuth.freshSignIns,
     clientIpUnresolved: clientIpUnresolved(config.trustProxy),
     cookieAudience: requestAudience(sessions.cookieNames.sessionToken, config.session.expiresInSeconds),
+    sso: sso?.routes,
   })
   await app.register(proxy, {
     upstreamUrl: config.upstreamUrl,
@@ -136,7 +140,7 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
     metrics,
   })
   await app.register(health, { pool, jwks, isDraining: () => drain.draining, onDbError: () => metrics.dbError(DbOperation.health_check) })
-  if (config.demoApp) await app.register(demoApp)
+  if (config.demoApp) await app.register(demoApp, { ssoProviders: config.oidc.map((p) => p.id) })
 
   // Keep the in-process caches honest when better-auth ends a session here.
   connectAuthHooks(deps.authHooks, gatewayAuth, metrics, logger)
@@ -145,6 +149,7 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
   })
   app.addHook('onClose', async () => {
     jwks.stop()
+    sso?.observer.close()
   })
 
   return {

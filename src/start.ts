@@ -8,6 +8,7 @@
 import type { AddressInfo } from 'node:net'
 import type { Logger } from 'pino'
 import { createAuth } from './auth/better-auth.ts'
+import { oidcRedirectUri } from './oauth/config.ts'
 import type { Auth, AuthHooks } from './auth/better-auth.ts'
 import type { ResolvedConfig } from './config/load.ts'
 import { configuredCookieProblems } from './auth/set-cookie-audit.ts'
@@ -133,6 +134,9 @@ export async function startGateway(config: ResolvedConfig, opts: { logger: Logge
         // Open this one: it is the origin better-auth trusts.
         demo_page: config.demoApp ? `${config.baseUrl}/` : undefined,
         session_cookie: gateway.sessions.cookieNames.sessionToken,
+        // Register each redirect_uri with its provider exactly as printed.
+        oidc_providers:
+          config.oidc.length > 0 ? config.oidc.map((p) => ({ id: p.id, issuer: p.issuer, redirect_uri: oidcRedirectUri(config.baseUrl, p.id) })) : undefined,
         // The sign-in probe, when on: where it goes (the path is public, the account's password is not here).
         probe: prober === undefined ? undefined : { interval_seconds: config.probe.intervalSeconds, url: new URL(config.probe.url ?? config.baseUrl).origin, path: config.probe.path },
       },

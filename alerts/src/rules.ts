@@ -662,8 +662,50 @@ function authAlerts(): AlertRule[] {
         '{{ $value | humanize }} sign-ins per second failed at {{ $labels.job }} (wrong password or rate-limited) over the last 5m.',
     }),
     ...probeAlerts(),
+    ...ssoAlerts(),
   )
   return rules
+}
+
+/** Single sign-on: callbacks failing for one provider; a provider that stopped answering. */
+function ssoAlerts(): AlertRule[] {
+  const f = th.ssoCallbackFailures
+  const w = f.window.value
+  const failed = sel('authgw_oauth_callbacks_total', 'outcome="failure"', 'reason!="access_denied"')
+  const topFailure =
+    `topk(1, sum by (job, provider, reason) (increase(${jobSel('authgw_oauth_callbacks_total', 'provider=%[2]q', 'outcome="failure"', 'reason!="access_denied"')}[${w}])))`
+  const unavailableRate = sumRate('job, provider', sel('authgw_oauth_callbacks_total', 'reason="provider_unavailable"'), '5m')
+  return [
+    alert({
+      alert: 'AuthGatewaySsoCallbackFailureSurge',
+      expr: [
+        `${sumRate('job, provider', failed, w)}`,
+        `  / ${sumRate('job, provider', sel('authgw_oauth_callbacks_total'), w)}`,
+        `> ${f.ratio.value}`,
+        'and on (job, provider)',
+        atLeastIn(sumRate('job, provider', failed, w), f.minCountIn10m.value, w),
+      ].join('\n'),
+      for: f.for.value,
+      severity: 'warning',
+      summary: 'SSO sign-ins through {{ $labels.provider }} fail: {{ $value | humanizePercentage }} of its callbacks in the last ' + w + '.',
+      description:
+        'Callbacks from provider {{ $labels.provider }} at {{ $labels.job }} that signed nobody in (users declining excluded)' +
+        `{{ with printf \`${topFailure}\` $labels.job $labels.provider | query }}{{ with first . }}; most often {{ label "reason" . }} ({{ value . | printf "%.0f" }} in ${w}){{ end }}{{ end }}. ` +
+        'The reasons table of docs/sso.md says what the reason means and what to check first; the log lines (msg "audit", method "oauth") carry the provider\'s error code, the ID token check that failed and the cookie names that arrived.',
+      runbookInDescription: true,
+    }),
+    alert({
+      alert: 'AuthGatewaySsoProviderUnavailable',
+      expr: atLeastIn5m(unavailableRate, th.ssoProviderUnavailable.minCountIn5m.value),
+      for: th.ssoProviderUnavailable.for.value,
+      severity: 'warning',
+      summary: 'SSO provider {{ $labels.provider }} does not answer the auth gateway: {{ $value | printf "%.0f" }} sign-ins answered 503 in 5m.',
+      description:
+        'Callbacks from provider {{ $labels.provider }} at {{ $labels.job }} found its token, JWKS or userinfo endpoint unreachable; those users got 503 provider_unavailable, not an error blaming them. ' +
+        guideText(guideFor('unavailable', 'provider_unavailable') as NonNullable<ReturnType<typeof guideFor>>),
+      runbookInDescription: true,
+    }),
+  ]
 }
 
 /** The synthetic sign-in probe (issue 15): blackbox monitoring of the login path, whatever the traffic. */

@@ -137,4 +137,14 @@ export const thresholds = {
     failureRatio: t(0.5, 'Most attempts fail: credential stuffing, not a busy morning with typos.'),
     for: t('10m', 'Sustained attack, not a user hammering the button.'),
   },
+  ssoCallbackFailures: {
+    ratio: t(0.3, 'Share of SSO callbacks of one provider that failed (access_denied excluded: a user may decline). Normal traffic fails a few percent (replayed callbacks, expired codes); a third is a broken client registration, key rotation, clock or cookie path.'),
+    minCountIn10m: t(10, 'At least 10 failed callbacks of the provider in 10 m: a handful of users retrying is not a surge.'),
+    window: t('10m', 'SSO sign-ins are rare next to API calls; 10 m collects enough callbacks to judge a share.'),
+    for: t('10m', 'Ride out one user retrying; a broken registration or key does not heal by waiting.'),
+  },
+  ssoProviderUnavailable: {
+    minCountIn5m: t(3, 'Three callbacks answered 503 provider_unavailable in 5 m: the provider (or the path to it) is down for every user who tries.'),
+    for: t('2m', 'Binary and user-visible; the provider\'s own status page is the next stop.'),
+  },
 } as const satisfies Record<string, Record<string, Threshold>>

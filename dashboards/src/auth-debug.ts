@@ -243,6 +243,52 @@ export function authDebugDashboard(): BuiltDashboard {
         ],
       },
       {
+        // Issue 18; the series exist only with OIDC_PROVIDERS set, hence mayBeEmpty.
+        row: 'Single sign-on',
+        panels: [
+          {
+            type: 'timeseries',
+            title: 'SSO redirects vs successful callbacks by provider',
+            description: 'Sign-ins sent to each provider against callbacks that signed someone in. A gap with no failures below: users stuck at the provider (a redirect URI the provider refuses, a login page that does not load).',
+            unit: 'ops',
+            targets: [
+              { expr: `sum by (provider) (${rate('authgw_oauth_redirects_total')})`, legend: 'redirects {{provider}}', mayBeEmpty: true },
+              {
+                expr: `sum by (provider) (${rate('authgw_oauth_callbacks_total', 'outcome="success"')})`,
+                legend: 'signed in {{provider}}',
+                mayBeEmpty: true,
+              },
+            ],
+          },
+          {
+            type: 'timeseries',
+            title: 'SSO callback failures by provider and reason',
+            description: 'Callbacks that signed nobody in; the reasons table in docs/sso.md says what each means and what to check first. outcome="error" (provider_unavailable) is the provider, never the user.',
+            unit: 'ops',
+            targets: [
+              {
+                expr: `sum by (provider, outcome, reason) (${rate('authgw_oauth_callbacks_total', 'outcome!="success"')}) > 0`,
+                legend: '{{provider}} {{reason}}',
+                mayBeEmpty: true,
+              },
+            ],
+          },
+          {
+            type: 'timeseries',
+            title: 'SSO provider latency p95 by endpoint',
+            description: "The gateway's requests to each provider (discovery, token, JWKS, userinfo), failed ones included: the token exchange is inside every SSO callback.",
+            unit: 's',
+            targets: [
+              {
+                expr: quantile(0.95, 'authgw_oauth_provider_request_duration_seconds', ['provider', 'endpoint']),
+                legend: '{{provider}} {{endpoint}}',
+                mayBeEmpty: true,
+              },
+            ],
+          },
+        ],
+      },
+      {
         row: 'Latency',
         panels: [
           {

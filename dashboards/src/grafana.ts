@@ -39,6 +39,7 @@ export const EXEMPLAR_METRICS = [
   'authgw_token_issue_failures_total',
   'authgw_upstream_failures_total',
   'authgw_auth_unavailable_total',
+  'authgw_oauth_callbacks_total',
 ] as const
 
 export type TargetSpec = {

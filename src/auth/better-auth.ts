@@ -3,10 +3,11 @@
 // Each option says why it is set; docs/architecture.md ("How a request is
 // decided") and docs/failure-behaviour.md describe what they add up to.
 import { betterAuth } from 'better-auth'
-import { jwt } from 'better-auth/plugins'
+import { genericOAuth, jwt } from 'better-auth/plugins'
 import type { Pool } from 'pg'
 import type { Logger } from 'pino'
 import type { ResolvedConfig } from '../config/load.ts'
+import { IDP_CLAIM, ssoOptions } from '../oauth/better-auth-options.ts'
 
 /** The header better-auth reads the client IP from; clients' own copies are stripped. */
 export const CLIENT_IP_HEADER = 'x-gateway-client-ip'
@@ -25,6 +26,7 @@ export function createAuth(config: ResolvedConfig, deps: { pool: Pool; log: Logg
   const log = deps.log.child({ component: 'better-auth' })
   const alg = (config.jwt.algorithms[0] ?? 'EdDSA') as JwtAlg
   const cookieCacheMaxAge = config.session.cookieCacheMaxAge
+  const sso = ssoOptions(config.oidc)
 
   const auth = betterAuth({
     appName: 'authgw',
@@ -42,6 +44,8 @@ export function createAuth(config: ResolvedConfig, deps: { pool: Pool; log: Logg
       expiresIn: config.session.expiresInSeconds,
       updateAge: config.session.updateAgeSeconds,
       cookieCache: cookieCacheMaxAge > 0 ? { enabled: true, maxAge: cookieCacheMaxAge } : { enabled: false },
+      // Only with SSO configured: the column naming the provider a session came from.
+      ...(sso ? { additionalFields: sso.sessionFields } : {}),
     },
     rateLimit: { enabled: config.authRateLimit },
     advanced: {
@@ -76,6 +80,7 @@ export function createAuth(config: ResolvedConfig, deps: { pool: Pool; log: Logg
     onAPIError: { throw: true },
     databaseHooks: {
       session: {
+        ...(sso ? { create: { before: sso.tagSession } } : {}),
         delete: {
           after: async (session) => {
             deps.hooks?.onSessionDeleted?.({ id: session.id, token: session.token })
@@ -84,6 +89,8 @@ export function createAuth(config: ResolvedConfig, deps: { pool: Pool; log: Logg
       },
     },
     plugins: [
+      // Without providers the plugin has nothing to register (it adds no routes of its own).
+      genericOAuth({ config: sso?.providers ?? [] }),
       jwt({
         disableSettingJwtHeader: true,
         jwks: {
@@ -137,9 +144,13 @@ function betterAuthLevel(level: string): 'debug' | 'info' | 'warn' | 'error' {
   return 'error'
 }
 
-/** The identity claims every JWT carries (token endpoint and gateway exchange alike). */
-export function upstreamClaims(user: { email: string; name: string }, session: { id: string }) {
-  return { email: user.email, name: user.name, sid: session.id }
+/**
+ * The identity claims every JWT carries (token endpoint and gateway exchange
+ * alike); a session signed in through an SSO provider adds `idp`, its id.
+ */
+export function upstreamClaims(user: { email: string; name: string }, session: { id: string; [IDP_CLAIM]?: string | null }) {
+  const idp = session[IDP_CLAIM]
+  return { email: user.email, name: user.name, sid: session.id, ...(typeof idp === 'string' && idp !== '' ? { [IDP_CLAIM]: idp } : {}) }
 }
 
 export type Auth = ReturnType<typeof createAuth>

@@ -2,8 +2,9 @@
 // reason, log fields, span attributes and counters are set together here so
 // they can never disagree.
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { JwtReason, Mechanism, Outcome, SessionReason, UnauthorizedSource } from '../reasons.ts'
-import type { UnauthorizedReason, UnavailableReason } from '../reasons.ts'
+import { JwtReason, Mechanism, OAuthCallbackReason, Outcome, SessionReason, SignInMethod, SignInOutcome, UnauthorizedSource, UnavailableReason } from '../reasons.ts'
+import type { UnauthorizedReason } from '../reasons.ts'
+import type { Classified } from '../oauth/classify.ts'
 import type { AuthState } from './auth-state.ts'
 import { Attr } from '../telemetry/attributes.ts'
 import type { Metrics } from '../telemetry/metrics.ts'
@@ -90,4 +91,51 @@ export function unavailable(
   metrics.unavailable(mechanism, reason, exemplarOf())
   annotate(request, { mechanism, outcome: Outcome.error, reason })
   return reply.code(503).header('retry-after', '5').send({ error: 'service_unavailable', reason, requestId: request.id })
+}
+
+/**
+ * The end of an SSO sign-in (a provider callback), counted, logged, audited
+ * and put on the span in one place. Success and ordinary failures keep
+ * better-auth's redirect (to the app, or to its error page with `error=`);
+ * an unavailable provider is a 503 with its reason, never the user's fault.
+ */
+export function oauthCallback(
+  metrics: Metrics,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  provider: string,
+  result: Classified,
+  detail: Record<string, unknown>,
+): FastifyReply | undefined {
+  const { reason } = result
+  const ok = reason === OAuthCallbackReason.none
+  const e = exemplarOf()
+  metrics.oauthCallback(provider, reason, e)
+  metrics.signInAttempt(ok ? SignInOutcome.success : SignInOutcome.failure, reason, SignInMethod.oauth)
+  activeSpan()?.setAttribute(Attr.oauthProvider, provider)
+  if (result.idTokenCause !== undefined) activeSpan()?.setAttribute(Attr.oauthIdTokenCause, result.idTokenCause)
+  const fields = {
+    event: 'sign_in',
+    method: SignInMethod.oauth,
+    provider,
+    outcome: ok ? SignInOutcome.success : SignInOutcome.failure,
+    reason,
+    idTokenCause: result.idTokenCause,
+    providerError: result.providerError,
+    providerErrorDescription: result.providerErrorDescription,
+    ...(ok ? {} : detail),
+  }
+  if (ok) {
+    annotate(request, { mechanism: Mechanism.oauth, outcome: Outcome.allowed })
+    request.log.info(fields, 'audit')
+    return undefined
+  }
+  request.authgw.detail = { ...detail, provider, idTokenCause: result.idTokenCause, providerError: result.providerError }
+  request.log.warn(fields, 'audit')
+  if (reason === OAuthCallbackReason.provider_unavailable) {
+    reply.removeHeader('location').removeHeader('set-cookie')
+    return unavailable(metrics, request, reply, Mechanism.oauth, UnavailableReason.provider_unavailable)
+  }
+  annotate(request, { mechanism: Mechanism.oauth, outcome: Outcome.denied, reason })
+  return undefined
 }

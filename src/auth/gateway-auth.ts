@@ -52,6 +52,7 @@ export function createGatewayAuth(
     cacheMaxEntries: config.session.cacheMaxEntries,
     onCacheLookup: (hit) => metrics.sessionCacheLookup(hit),
     onDbError: () => metrics.dbError(DbOperation.session_lookup),
+    withIdp: config.oidc.length > 0,
   })
 
   const jwks: JwksStore = new JwksStore({

@@ -82,7 +82,7 @@ export class TokenMinter {
           body: {
             payload: {
               sub: identity.userId,
-              ...upstreamClaims({ email: identity.email, name: identity.name }, { id: identity.sessionId }),
+              ...upstreamClaims({ email: identity.email, name: identity.name }, { id: identity.sessionId, idp: identity.idp }),
             },
           },
         })

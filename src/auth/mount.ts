@@ -33,6 +33,7 @@ import { auditAuthCookies } from './cookie-audit-step.ts'
 import type { AudienceOf } from './cookie-audit-step.ts'
 import type { FreshSignIns } from './fresh-sign-ins.ts'
 import { rememberSignIns } from './sign-in-memory.ts'
+import type { SsoRoutes } from '../oauth/mount-hook.ts'
 import { createSessionVerdicts } from './session-verdict.ts'
 import type { SessionVerdict, SessionVerdicts } from './session-verdict.ts'
 
@@ -55,6 +56,8 @@ export type MountOptions = {
   clientIpUnresolved?: (request: FastifyRequest) => boolean
   /** Scheme and host the browser sees, for the Set-Cookie audit. */
   cookieAudience?: AudienceOf
+  /** SSO sign-in starts and provider callbacks (only with providers configured): src/oauth/mount-hook.ts. */
+  sso?: SsoRoutes
 }
 
 /**
@@ -101,10 +104,15 @@ async function mountPlugin(app: FastifyInstance, opts: MountOptions) {
       return storeUnavailable(metrics, request, reply, route)
     }
 
+    // An SSO callback runs under the OAuth observer's trace and is classified
+    // (and, for an unreachable provider, answered 503) before the steps below.
+    const sso = opts.sso?.begin(request, authPath(request.url) as string)
     const probeToken = request.authgw.probe === true && route === AuthRoute.signOut ? sessionTokenOf(sessions, request) : undefined
     const handle = () => auth.handler(toAuthRequest(request, opts.origin))
-    const answer = opts.probeSignOuts === undefined ? await handle() : await opts.probeSignOuts.during(probeToken, handle)
-    const { status, body } = await setAuthResponse(reply, answer)
+    const forward = async () => setAuthResponse(reply, opts.probeSignOuts === undefined ? await handle() : await opts.probeSignOuts.during(probeToken, handle))
+    const { status, body } = sso ? await sso.run(forward) : await forward()
+    const ssoReply = sso?.finish(reply, status, body)
+    if (ssoReply !== undefined) return ssoReply
     const x: AuthExchange = { request, reply, route, status, body, known }
     if (status === 429) x.clientIpUnresolved = opts.clientIpUnresolved?.(request) === true
 

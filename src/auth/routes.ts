@@ -26,9 +26,12 @@ export const AUTH_ROUTES = [
   '/send-verification-email',
   '/ok',
   '/error',
+  '/sign-in/social',
 ] as const
 const AUTH_ROUTE_SET = new Set<string>(AUTH_ROUTES)
 export const AUTH_OTHER_ROUTE = `${AUTH_BASE_PATH}/other`
+/** SSO provider callbacks, one label for every provider id. */
+export const AUTH_CALLBACK_ROUTE = `${AUTH_BASE_PATH}/callback/:id`
 
 /** Route labels the mount's steps switch on. */
 export const AuthRoute = {
@@ -67,6 +70,7 @@ export function authRouteLabel(url: string): string {
   const path = authPath(url)
   if (path === undefined) return AUTH_OTHER_ROUTE
   const endpoint = path.slice(AUTH_BASE_PATH.length)
+  if (/^\/callback\/[^/]+$/.test(endpoint)) return AUTH_CALLBACK_ROUTE
   return AUTH_ROUTE_SET.has(endpoint) ? path : AUTH_OTHER_ROUTE
 }
 

@@ -19,6 +19,8 @@ export type SessionIdentity = {
   email: string
   name: string
   expiresAt: number
+  /** The SSO provider the session was signed in through (only with SSO configured). */
+  idp?: string
 }
 
 export type SessionResult =
@@ -80,6 +82,8 @@ export type SessionValidatorOptions = {
   /** Whether this instance issued the token within FRESH_SIGN_IN_WINDOW_SECONDS (fresh-sign-ins.ts). */
   issuedRecently?: (token: string) => boolean
   now?: () => number
+  /** Read the session's `idp` column (it exists only when SSO providers are configured). */
+  withIdp?: boolean
 }
 
 export type ValidateOptions = {
@@ -97,7 +101,7 @@ export type ValidateOptions = {
 /** A cached lookup: the session, or why there is none (`revoked`: a tombstone). */
 type Lookup = { identity: SessionIdentity } | { reason: SessionReason; revoked?: true }
 
-type LookupRow = { sid: string; uid: string; exp: Date; user_id: string | null; email: string | null; name: string | null }
+type LookupRow = { sid: string; uid: string; exp: Date; user_id: string | null; email: string | null; name: string | null; idp?: string | null }
 
 // How long a cookie value whose signature checked out skips the HMAC. The
 // signature of the same bytes under the same secret cannot stop being valid,
@@ -119,6 +123,7 @@ const SIGNATURE = /^[A-Za-z0-9+/]{43}=$/
 const LOOKUP_STATEMENT = 'authgw_session_lookup'
 const LOOKUP_SQL = `SELECT s.id AS sid, s."userId" AS uid, s."expiresAt" AS exp, u.id AS user_id, u.email, u.name
   FROM "session" s LEFT JOIN "user" u ON u.id = s."userId" WHERE s.token = $1`
+const LOOKUP_SQL_WITH_IDP = LOOKUP_SQL.replace('u.email, u.name', 'u.email, u.name, s.idp')
 
 export class SessionValidator {
   readonly cookieNames: CookieNames
@@ -289,7 +294,9 @@ export class SessionValidator {
 
   async #query(token: string): Promise<LookupRow | undefined> {
     try {
-      const res = await this.#pool.query<LookupRow>({ name: LOOKUP_STATEMENT, text: LOOKUP_SQL, values: [token] })
+      // One statement name per text: pg refuses a name prepared with other text on the same connection.
+      const statement = this.#opts.withIdp === true ? { name: `${LOOKUP_STATEMENT}_idp`, text: LOOKUP_SQL_WITH_IDP } : { name: LOOKUP_STATEMENT, text: LOOKUP_SQL }
+      const res = await this.#pool.query<LookupRow>({ ...statement, values: [token] })
       return res.rows[0]
     } catch (err) {
       this.#opts.onDbError?.(err)
@@ -302,7 +309,9 @@ export class SessionValidator {
     const expiresAt = new Date(row.exp).getTime()
     if (expiresAt <= this.#now()) return { reason: SessionReason.session_expired }
     if (row.user_id === null) return { reason: SessionReason.user_not_found }
-    return { identity: { sessionId: row.sid, userId: row.user_id, email: row.email ?? '', name: row.name ?? '', expiresAt } }
+    const identity: SessionIdentity = { sessionId: row.sid, userId: row.user_id, email: row.email ?? '', name: row.name ?? '', expiresAt }
+    if (typeof row.idp === 'string') identity.idp = row.idp
+    return { identity }
   }
 
   #result(lookup: Lookup, cached: boolean): SessionResult {

@@ -4,6 +4,8 @@
 // secret, the demo upstream) are filled in by dev-defaults.ts, not here.
 import { AuthgwError } from '../errors.ts'
 import { secretWeakness } from './secret-strength.ts'
+import { parseOidcProviders } from '../oauth/config.ts'
+import type { OidcProviderConfig } from '../oauth/config.ts'
 
 export type Config = {
   production: boolean
@@ -58,6 +60,8 @@ export type Config = {
   demoApp: boolean
   logLevel: string
   logSync: boolean
+  /** Single sign-on providers (empty: no SSO). */
+  oidc: readonly OidcProviderConfig[]
 }
 
 /** A config whose development defaults have been filled in. */
@@ -289,6 +293,7 @@ export function loadConfig(env: Env, opts: LoadOptions = {}): Readonly<Config> {
     demoApp: bool('DEMO_APP', !production),
     logLevel,
     logSync: bool('LOG_SYNC', false),
+    oidc: parseOidcProviders(env, problems, production),
   }
   const { expiresInSeconds, updateAgeSeconds, cacheTtlSeconds } = config.session
   // better-auth extends a session once expiresAt - expiresIn + updateAge has

@@ -13,6 +13,8 @@ export const Attr = {
   authEndpoint: 'authgw.auth.endpoint',
   jwksKeys: 'authgw.jwks.keys',
   requestId: 'authgw.request_id',
+  oauthProvider: 'authgw.oauth.provider',
+  oauthIdTokenCause: 'authgw.oauth.id_token_cause',
   // OpenTelemetry semantic conventions
   errorType: 'error.type',
   userPseudoId: 'enduser.pseudo.id',

@@ -27,6 +27,10 @@ export const MetricName = {
   sessionsRevoked: 'authgw_sessions_revoked_total',
   upstreamRetries: 'authgw_upstream_retries_total',
   setCookieProblems: 'authgw_set_cookie_problems_total',
+  // single sign-on
+  oauthCallbacks: 'authgw_oauth_callbacks_total',
+  oauthRedirects: 'authgw_oauth_redirects_total',
+  oauthProviderRequestDuration: 'authgw_oauth_provider_request_duration_seconds',
   // the synthetic sign-in probe (docs/adr/0050-sign-in-probe.md)
   probeRuns: 'authgw_probe_runs_total',
   probeLastSuccess: 'authgw_probe_last_success_timestamp_seconds',

@@ -14,12 +14,14 @@ import type { PoolStats } from './metrics/database.ts'
 import { cacheMetrics } from './metrics/caches.ts'
 import { infoMetrics } from './metrics/info.ts'
 import { cookieMetrics } from './metrics/cookies.ts'
+import { oauthMetrics } from './metrics/oauth.ts'
 import { probeMetrics } from './metrics/probe.ts'
 import type { ConfigInfoLabels } from './metrics/info.ts'
 
 export { MetricName } from './metric-names.ts'
 export { EXEMPLAR_INTERVAL_MS } from './metrics/http.ts'
 export { unauthorizedCombinations } from './metrics/auth-decisions.ts'
+export { oauthOutcomeOf } from './metrics/oauth.ts'
 export type { Exemplar } from './metrics/shared.ts'
 export type { ConfigInfoLabels } from './metrics/info.ts'
 export type { PoolStats } from './metrics/database.ts'
@@ -27,21 +29,29 @@ export type { PoolStats } from './metrics/database.ts'
 /** Route label for anything that matched no known route template. */
 export const OTHER_ROUTE = 'other'
 
-export type MetricsInfo = { config: ConfigInfoLabels; version: string; poolStats?: () => PoolStats }
+export type MetricsInfo = {
+  config: ConfigInfoLabels
+  version: string
+  poolStats?: () => PoolStats
+  /** Configured SSO provider ids; none: no SSO series at all. */
+  oauthProviders?: readonly string[]
+}
 
 export function createMetrics(registry: Registry, info: MetricsInfo) {
   registerProcessMetrics(registry)
+  const sso = (info.oauthProviders ?? []).length > 0
   infoMetrics(registry, info)
   return {
     registry,
     ...httpMetrics(registry),
-    ...authDecisionMetrics(registry),
-    ...signInMetrics(registry),
+    ...authDecisionMetrics(registry, sso),
+    ...signInMetrics(registry, sso),
     ...jwksMetrics(registry),
     ...upstreamMetrics(registry),
     ...databaseMetrics(registry, info.poolStats),
     ...cacheMetrics(registry),
     ...cookieMetrics(registry),
+    ...oauthMetrics(registry, info.oauthProviders ?? []),
     /** The synthetic sign-in probe's own series. */
     probe: probeMetrics(registry),
   }

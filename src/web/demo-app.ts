@@ -15,6 +15,8 @@ export type DemoAppOptions = {
    * page's own origin. Set when the page is served from another origin.
    */
   gatewayUrl?: string
+  /** Configured SSO provider ids: one "Sign in with <id>" button each. */
+  ssoProviders?: readonly string[]
 }
 
 export const DEMO_APP_PREFIX = '/app'
@@ -39,6 +41,7 @@ async function demoAppPlugin(app: FastifyInstance, opts: DemoAppOptions) {
   const page = readFileSync(join(PUBLIC_DIR, 'index.html'), 'utf8')
     .replace('{{IMPORT_MAP}}', importMap)
     .replace('{{GATEWAY_URL}}', escapeAttribute(gatewayUrl))
+    .replace('{{SSO_PROVIDERS}}', escapeAttribute((opts.ssoProviders ?? []).join(',')))
   const importMapHash = createHash('sha256').update(importMap).digest('base64')
   const csp = [
     "default-src 'none'",

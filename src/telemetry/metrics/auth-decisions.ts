@@ -20,7 +20,8 @@ import { MetricName } from '../metric-names.ts'
 import { exemplarLabels } from './shared.ts'
 import type { Exemplar } from './shared.ts'
 
-export function authDecisionMetrics(registry: Registry) {
+/** `sso`: SSO providers are configured, so mechanism="oauth" series exist. */
+export function authDecisionMetrics(registry: Registry, sso = false) {
   const authDecisions = new Counter({
     name: MetricName.authDecisions,
     help: 'Authentication decisions on protected routes, by mechanism and outcome.',
@@ -58,6 +59,7 @@ export function authDecisionMetrics(registry: Registry) {
   // Every fixed combination exists at 0 from the first scrape, so rate() and
   // ratio rules work after a restart.
   for (const mechanism of valuesOf(Mechanism)) {
+    if (mechanism === Mechanism.oauth && !sso) continue
     for (const outcome of valuesOf(Outcome)) authDecisions.inc({ mechanism, outcome }, 0)
   }
   for (const [source, mechanism, reason] of unauthorizedCombinations()) {
@@ -65,12 +67,13 @@ export function authDecisionMetrics(registry: Registry) {
   }
   for (const reason of valuesOf(SessionNullReason)) sessionNulls.inc({ reason }, 0)
   for (const reason of valuesOf(JwtReason)) jwtValidationFailures.inc({ labels: { reason }, value: 0 })
-  for (const mechanism of [Mechanism.session, Mechanism.jwt]) {
-    for (const reason of valuesOf(UnavailableReason)) {
-      if (mechanism === Mechanism.session || reason === UnavailableReason.jwks_unavailable) {
-        authUnavailable.inc({ labels: { mechanism, reason }, value: 0 })
-      }
-    }
+  for (const [mechanism, reason] of [
+    [Mechanism.session, UnavailableReason.store_unavailable],
+    [Mechanism.session, UnavailableReason.jwks_unavailable],
+    [Mechanism.jwt, UnavailableReason.jwks_unavailable],
+    ...(sso ? [[Mechanism.oauth, UnavailableReason.provider_unavailable] as const] : []),
+  ] as const) {
+    authUnavailable.inc({ labels: { mechanism, reason }, value: 0 })
   }
 
   return {

@@ -2,13 +2,14 @@
 // refused, rate limiting, sessions ended.
 import { Counter } from 'prom-client'
 import type { Registry } from 'prom-client'
-import { RateLimitReason, SignInMethod, SignInOutcome, SignInReason, TokenIssueFailureReason, TokenKind, TokenVia, valuesOf } from '../../reasons.ts'
+import { OAuthCallbackReason, RateLimitReason, SignInMethod, SignInOutcome, SignInReason, TokenIssueFailureReason, TokenKind, TokenVia, valuesOf } from '../../reasons.ts'
 import type { RateLimitReason as RateLimitReasonT } from '../../reasons.ts'
 import { MetricName } from '../metric-names.ts'
 import { exemplarLabels } from './shared.ts'
 import type { Exemplar } from './shared.ts'
 
-export function signInMetrics(registry: Registry) {
+/** `sso`: SSO providers are configured, so method="oauth" series exist (its reasons are the callback reasons). */
+export function signInMetrics(registry: Registry, sso = false) {
   const tokensIssued = new Counter({
     name: MetricName.tokensIssued,
     help: 'Tokens issued, by kind (jwt or session) and path.',
@@ -46,10 +47,13 @@ export function signInMetrics(registry: Registry) {
     }
   }
   for (const reason of valuesOf(TokenIssueFailureReason)) tokenIssueFailures.inc({ labels: { reason }, value: 0 })
-  for (const method of valuesOf(SignInMethod)) {
-    signInAttempts.inc({ method, outcome: SignInOutcome.success, reason: SignInReason.none }, 0)
-    for (const reason of valuesOf(SignInReason)) {
-      if (reason !== SignInReason.none) signInAttempts.inc({ method, outcome: SignInOutcome.failure, reason }, 0)
+  signInAttempts.inc({ method: SignInMethod.email, outcome: SignInOutcome.success, reason: SignInReason.none }, 0)
+  for (const reason of valuesOf(SignInReason)) {
+    if (reason !== SignInReason.none) signInAttempts.inc({ method: SignInMethod.email, outcome: SignInOutcome.failure, reason }, 0)
+  }
+  if (sso) {
+    for (const reason of valuesOf(OAuthCallbackReason)) {
+      signInAttempts.inc({ method: SignInMethod.oauth, outcome: reason === OAuthCallbackReason.none ? SignInOutcome.success : SignInOutcome.failure, reason }, 0)
     }
   }
 
@@ -60,8 +64,8 @@ export function signInMetrics(registry: Registry) {
     tokenIssueFailure(reason: TokenIssueFailureReason, e: Exemplar) {
       tokenIssueFailures.inc({ labels: { reason }, value: 1, exemplarLabels: exemplarLabels(e) })
     },
-    signInAttempt(outcome: SignInOutcome, reason: SignInReason) {
-      signInAttempts.inc({ method: SignInMethod.email, outcome, reason })
+    signInAttempt(outcome: SignInOutcome, reason: SignInReason | OAuthCallbackReason, method: SignInMethod = SignInMethod.email) {
+      signInAttempts.inc({ method, outcome, reason })
     },
     rateLimited(route: string, reason: RateLimitReasonT = RateLimitReason.rate_limited) {
       rateLimited.inc({ route, reason })

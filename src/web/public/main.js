@@ -202,6 +202,17 @@ $('sign-out').addEventListener('click', () => {
   clearResults()
   void runAuth('sign-out', () => auth.signOut())
 })
+// One "Sign in with <provider>" per configured SSO provider (OIDC_PROVIDERS):
+// better-auth's client asks the gateway for the provider's URL and goes there;
+// the provider sends the browser back to this page, signed in.
+for (const provider of ($('sso').dataset.providers ?? '').split(',').filter(Boolean)) {
+  const button = document.createElement('button')
+  button.type = 'button'
+  button.id = `sso-${provider}`
+  button.textContent = `Sign in with ${provider}`
+  button.addEventListener('click', () => void runAuth('sign-in-sso', () => auth.signIn.social({ provider, callbackURL: location.href.split('#')[0] })))
+  $('sso').append(button)
+}
 $('call-api').addEventListener('click', () => void callApi())
 $('load-claims').addEventListener('click', () => void loadClaims())
 
