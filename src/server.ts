@@ -16,6 +16,7 @@ import { TokenMinter } from './auth/minter.ts'
 import { AUTH_OTHER_ROUTE, authRouteLabel, mountAuth } from './auth/mount.ts'
 import { SessionValidator, cookieNamesFor } from './auth/session.ts'
 import type { ResolvedConfig } from './config/load.ts'
+import type { SharedSessionReader } from './shared-state/session-reader.ts'
 import { Drain } from './health/drain.ts'
 import { health } from './health/health.ts'
 import { connectionsCheckingInterval, createClientErrorHandler, createConnectHandler, frameworkErrors } from './proxy/client-errors.ts'
@@ -40,6 +41,8 @@ export type ServerDeps = {
   logger: Logger
   /** The hooks object given to createAuth; the server fills it in. */
   authHooks: AuthHooks
+  /** Redis mode: the session lookup reads Redis before PostgreSQL. */
+  sharedSessionReader?: SharedSessionReader
   version?: string
 }
 
@@ -49,6 +52,7 @@ export type Gateway = {
   jwks: JwksStore
   sessions: SessionValidator
   jwtVerifier: JwtVerifier
+  minter: TokenMinter
   /** Flip /readyz to 503 (first step of a graceful shutdown). */
   setDraining(): void
 }
@@ -86,6 +90,7 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
     cacheMaxEntries: config.session.cacheMaxEntries,
     onCacheLookup: (hit) => metrics.sessionCacheLookup(hit),
     onDbError: () => metrics.dbError(DbOperation.session_lookup),
+    readShared: deps.sharedSessionReader,
   })
 
   const jwks = new JwksStore({
@@ -244,6 +249,7 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
     jwks,
     sessions,
     jwtVerifier,
+    minter,
     setDraining() {
       drain.start()
     },

@@ -8,6 +8,7 @@ import { guideEntries, guideFor, guidedReasons } from '../src/reason-guide.ts'
 import type { GuideKind } from '../src/reason-guide.ts'
 import { UnauthorizedReason, UnavailableReason, UpstreamFailureReason } from '../src/reasons.ts'
 import { MetricName, createMetrics, createRegistry } from '../src/telemetry/metrics.ts'
+import { SharedStateMetricName, createSharedStateMetrics } from '../src/telemetry/shared-state-metrics.ts'
 
 const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
 
@@ -87,8 +88,9 @@ t.test('reason table lists exactly the closed 401 reason set', async (t) => {
 t.test('metrics table matches the metrics module: names, types and labels', async (t) => {
   const registry = createRegistry()
   createMetrics(registry, { version: 'x', config: { issuer: '', audience: '', jwks_url: '', cookie_prefix: '', secret_fingerprint: '' } })
+  createSharedStateMetrics(registry, 'none')
   const rows = table('Metrics')
-  t.same(rows.map((r) => r[0]).sort(), Object.values(MetricName).sort())
+  t.same(rows.map((r) => r[0]).sort(), [...Object.values(MetricName), ...Object.values(SharedStateMetricName)].sort())
   for (const metric of registry.getMetricsAsArray() as unknown as Array<{ name: string; type: string; labelNames?: string[] }>) {
     const row = rows.find((r) => r[0] === metric.name)
     if (!row) continue

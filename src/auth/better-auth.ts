@@ -7,6 +7,7 @@ import { jwt } from 'better-auth/plugins'
 import type { Pool } from 'pg'
 import type { Logger } from 'pino'
 import type { ResolvedConfig } from '../config/load.ts'
+import type { SharedAuthOptions } from '../shared-state/coherence.ts'
 
 /** The header better-auth reads the client IP from; clients' own copies are stripped. */
 export const CLIENT_IP_HEADER = 'x-gateway-client-ip'
@@ -21,7 +22,7 @@ export type AuthHooks = {
 
 type JwtAlg = 'EdDSA' | 'ES256' | 'RS256' | 'PS256'
 
-export function createAuth(config: ResolvedConfig, deps: { pool: Pool; log: Logger; hooks?: AuthHooks }) {
+export function createAuth(config: ResolvedConfig, deps: { pool: Pool; log: Logger; hooks?: AuthHooks; shared?: SharedAuthOptions }) {
   // better-auth turns telemetry on when this variable is set, whatever the
   // options say; the gateway never phones home.
   delete process.env.BETTER_AUTH_TELEMETRY
@@ -39,14 +40,19 @@ export function createAuth(config: ResolvedConfig, deps: { pool: Pool; log: Logg
     trustedOrigins: config.trustedOrigins,
     telemetry: { enabled: false },
     emailAndPassword: { enabled: true },
+    // Redis mode (docs/replicas.md): a copy every replica reads; PostgreSQL
+    // keeps every session too, so losing Redis loses none.
+    secondaryStorage: deps.shared?.secondaryStorage,
     session: {
+      storeSessionInDatabase: deps.shared?.secondaryStorage !== undefined,
       // The gateway's own session path (session.ts) extends sessions with the
       // same two numbers, read back from these options.
       expiresIn: config.session.expiresInSeconds,
       updateAge: config.session.updateAgeSeconds,
       cookieCache: cookieCacheMaxAge > 0 ? { enabled: true, maxAge: cookieCacheMaxAge } : { enabled: false },
     },
-    rateLimit: { enabled: config.authRateLimit },
+    // Shared by every replica in Redis or database storage (RATE_LIMIT_STORAGE).
+    rateLimit: { enabled: config.authRateLimit, ...deps.shared?.rateLimit },
     advanced: {
       ipAddress: { ipAddressHeaders: [CLIENT_IP_HEADER] },
     },

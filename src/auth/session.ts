@@ -74,6 +74,8 @@ export type SessionValidatorOptions = {
   cacheMaxEntries: number
   onCacheLookup?: (hit: boolean) => void
   onDbError?: (err: unknown) => void
+  /** Redis mode: a shared copy read before PostgreSQL (undefined: read PostgreSQL). */
+  readShared?: (token: string) => Promise<LookupRow | undefined>
   now?: () => number
 }
 
@@ -257,7 +259,19 @@ export class SessionValidator {
     this.#cache?.set(cacheKey(token), { reason: SessionReason.session_not_found, revoked: true })
   }
 
+  /** A session ended on another replica (the bus names it by its cache key): refuse it at once. */
+  evictCacheKey(key: string): void {
+    this.#cache?.set(key, { reason: SessionReason.session_not_found, revoked: true })
+  }
+
+  /** Forget every cached lookup (the invalidation bus reconnected: events may have been missed). */
+  clear(): void {
+    this.#cache?.clear()
+  }
+
   async #query(token: string): Promise<LookupRow | undefined> {
+    const shared = await this.#opts.readShared?.(token)
+    if (shared !== undefined) return shared
     try {
       const res = await this.#pool.query<LookupRow>(LOOKUP_SQL, [token])
       return res.rows[0]
@@ -344,4 +358,4 @@ export class SessionValidator {
 
 type Extension = { kind: 'extended'; identity: SessionIdentity; setCookie: string[] } | { kind: 'gone' } | { kind: 'failed' }
 
-const cacheKey = (token: string): string => hash('sha256', token, 'base64url')
+export const cacheKey = (token: string): string => hash('sha256', token, 'base64url')

@@ -4,10 +4,13 @@
 // secret, the demo upstream) are filled in by dev-defaults.ts, not here.
 import { AuthgwError } from '../errors.ts'
 import { secretWeakness } from './secret-strength.ts'
+import { RateLimitStorage } from '../shared-state/vocabulary.ts'
 
 export type Config = {
   production: boolean
   databaseUrl: string | undefined
+  redisUrl: string | undefined
+  redisKeyPrefix: string
   secret: string | undefined
   baseUrl: string | undefined
   issuer: string | undefined
@@ -44,6 +47,9 @@ export type Config = {
   }
   shutdown: { drainMs: number; delayMs: number }
   authRateLimit: boolean
+  /** LISTEN/NOTIFY invalidation when there is no Redis. */
+  databaseListen: boolean
+  rateLimitStorage: RateLimitStorage
   demoApp: boolean
   logLevel: string
   logSync: boolean
@@ -133,6 +139,11 @@ export function loadConfig(env: Env, opts: LoadOptions = {}): Readonly<Config> {
       problems.push(`${name} is not a valid URL`)
       return undefined
     }
+    if (name === 'REDIS_URL') {
+      if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') problems.push(`${name} must be a redis:// or rediss:// URL`)
+      else if (parsed.hostname === '') problems.push(`${name} must name a host`)
+      return v
+    }
     if (name === 'DATABASE_URL') {
       if (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:') problems.push(`${name} must be a postgres:// URL`)
       return v
@@ -145,6 +156,7 @@ export function loadConfig(env: Env, opts: LoadOptions = {}): Readonly<Config> {
   }
 
   const databaseUrl = url('DATABASE_URL', { required: production })
+  const redisUrl = url('REDIS_URL', { required: false })
   const baseUrl = url('BETTER_AUTH_URL', { required: production, noTrailingSlash: 'BETTER_AUTH_URL' })
   const upstreamUrl = url('UPSTREAM_URL', { required: production, noTrailingSlash: 'UPSTREAM_URL' })
   const jwksUrl = url('BETTER_AUTH_JWKS_URL', { required: false })
@@ -193,6 +205,8 @@ export function loadConfig(env: Env, opts: LoadOptions = {}): Readonly<Config> {
   const config: Config = {
     production,
     databaseUrl,
+    redisUrl,
+    redisKeyPrefix: redisKeyPrefix(str('REDIS_KEY_PREFIX'), problems),
     secret,
     baseUrl,
     issuer,
@@ -245,6 +259,8 @@ export function loadConfig(env: Env, opts: LoadOptions = {}): Readonly<Config> {
     },
     shutdown: { drainMs: int('SHUTDOWN_DRAIN_MS', 10_000), delayMs: int('SHUTDOWN_DELAY_MS', 0) },
     authRateLimit: bool('AUTH_RATE_LIMIT', production),
+    databaseListen: bool('DATABASE_LISTEN', true),
+    rateLimitStorage: rateLimitStorage(str('RATE_LIMIT_STORAGE'), { redis: redisUrl !== undefined, production }, problems),
     demoApp: bool('DEMO_APP', !production),
     logLevel,
     logSync: bool('LOG_SYNC', false),
@@ -271,6 +287,23 @@ export function loadConfig(env: Env, opts: LoadOptions = {}): Readonly<Config> {
   }
   if (problems.length > 0) throw new ConfigError(problems)
   return Object.freeze(config)
+}
+
+function redisKeyPrefix(v: string | undefined, problems: string[]): string {
+  if (v === undefined) return 'authgw:'
+  if (!/^[A-Za-z0-9:_.-]{1,64}$/.test(v)) problems.push('REDIS_KEY_PREFIX must be 1-64 letters, digits or : _ . -')
+  return v
+}
+
+function rateLimitStorage(v: string | undefined, has: { redis: boolean; production: boolean }, problems: string[]): RateLimitStorage {
+  if (v === undefined) return has.redis ? RateLimitStorage.redis : has.production ? RateLimitStorage.database : RateLimitStorage.memory
+  const known = Object.values(RateLimitStorage) as string[]
+  if (!known.includes(v)) {
+    problems.push(`RATE_LIMIT_STORAGE must be one of ${known.join(', ')}`)
+    return RateLimitStorage.memory
+  }
+  if (v === RateLimitStorage.redis && !has.redis) problems.push('RATE_LIMIT_STORAGE=redis requires REDIS_URL')
+  return v as RateLimitStorage
 }
 
 function parseTrustProxy(v: string | undefined, problems: string[]): boolean | number | string[] {
