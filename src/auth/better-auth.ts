@@ -15,9 +15,9 @@ export const AUTH_BASE_PATH = '/api/auth'
 
 export type AuthHooks = {
   /** A session row was deleted (sign-out, revocation, expiry clean-up). */
-  onSessionDeleted?: (session: { id: string; token: string }) => void
+  onSessionDeleted?: (session: { id: string; token: string }) => void | Promise<void>
   /** better-auth created a signing key (first start, rotation). */
-  onSigningKeyCreated?: () => void
+  onSigningKeyCreated?: () => void | Promise<void>
 }
 
 type JwtAlg = 'EdDSA' | 'ES256' | 'RS256' | 'PS256'
@@ -82,7 +82,8 @@ export function createAuth(config: ResolvedConfig, deps: { pool: Pool; log: Logg
       session: {
         delete: {
           after: async (session) => {
-            deps.hooks?.onSessionDeleted?.({ id: session.id, token: session.token })
+            // Awaited: the answer to a sign-out leaves once every replica has been told.
+            await deps.hooks?.onSessionDeleted?.({ id: session.id, token: session.token })
           },
         },
       },
@@ -103,7 +104,8 @@ export function createAuth(config: ResolvedConfig, deps: { pool: Pool; log: Logg
               model: 'jwks',
               data: { ...data, createdAt: new Date() },
             })
-            deps.hooks?.onSigningKeyCreated?.()
+            // Awaited: a token signed with the new key leaves once every replica has been told.
+            await deps.hooks?.onSigningKeyCreated?.()
             return key
           },
         },

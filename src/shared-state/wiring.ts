@@ -38,15 +38,14 @@ export function connectInvalidation(bus: InvalidationBus, caches: Caches, authHo
 
   // The server's own hooks evict locally; these announce to the others.
   const localSessionDeleted = authHooks.onSessionDeleted
-  authHooks.onSessionDeleted = (s) => {
-    localSessionDeleted?.(s)
-    void bus.publish(InvalidationKind.session, cacheKey(s.token))
-    void bus.publish(InvalidationKind.jwt, s.id)
+  authHooks.onSessionDeleted = async (s) => {
+    await localSessionDeleted?.(s)
+    await Promise.all([bus.publish(InvalidationKind.session, cacheKey(s.token)), bus.publish(InvalidationKind.jwt, s.id)])
   }
   const localKeyCreated = authHooks.onSigningKeyCreated
-  authHooks.onSigningKeyCreated = () => {
-    localKeyCreated?.()
-    void bus.publish(InvalidationKind.jwks, 'created')
+  authHooks.onSigningKeyCreated = async () => {
+    await localKeyCreated?.()
+    await bus.publish(InvalidationKind.jwks, 'created')
   }
   jwks.onKeysRemoved((kids) => {
     for (const kid of kids) void bus.publish(InvalidationKind.jwks, kid.slice(0, 128))

@@ -101,6 +101,30 @@ for (const mode of ['postgres', 'redis'] as const) {
   })
 }
 
+t.test('postgres mode: a lost LISTEN connection reconnects and drops the local caches (events may have been missed)', async (t) => {
+  const { a, databaseUrl } = await pair(t, 'postgres')
+  const c = new Client(a.url)
+  t.equal((await c.signUp(uniqueEmail('relisten'), PASSWORD)).status, 200)
+  const cookie = { cookie: c.cookieHeader }
+  t.equal((await orders(a, cookie)).status, 200)
+  const hit = seriesKey('authgw_session_cache_lookups_total', { result: 'hit' })
+  const miss = seriesKey('authgw_session_cache_lookups_total', { result: 'miss' })
+  const cached = await scrape(a)
+  t.equal((await orders(a, cookie)).status, 200)
+  t.equal(delta(cached, await scrape(a)).get(hit), 1, 'the session is cached')
+
+  const db = new pg.Client({ connectionString: databaseUrl })
+  await db.connect()
+  t.teardown(() => db.end())
+  const killed = await db.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'authgw-listen' AND datname = current_database()")
+  t.equal(killed.rowCount, 2, "both gateways' LISTEN connections cut")
+  await eventually(async () => (a.logs.records().some((r) => r.event === 'invalidation_bus_reconnected') ? true : undefined), { limitMs: 10_000, what: 'A reconnected' })
+  t.equal((await scrape(a)).get('authgw_invalidation_bus_up'), 1, 'the bus is up again')
+  const before = await scrape(a)
+  t.equal((await orders(a, cookie)).status, 200)
+  t.equal(delta(before, await scrape(a)).get(miss), 1, 'the cache was dropped: the next lookup reads the store')
+})
+
 for (const [mode, env] of [
   ['redis', { RATE_LIMIT_STORAGE: 'redis' }],
   ['postgres', { RATE_LIMIT_STORAGE: 'database' }],
