@@ -1,5 +1,5 @@
 // Typed error codes of the gateway, each with the HTTP status it maps to.
-// test/errors.test.ts keeps this table and the README in step.
+// test/readme.test.ts keeps this table and docs/error-codes.md in step.
 
 export const ErrorCode = {
   AUTHGW_ERR_CONFIG: { status: 500, message: 'invalid configuration' },

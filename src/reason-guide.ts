@@ -1,5 +1,5 @@
 // What each closed reason means, its likely cause and the first thing to
-// check: the one source for the README reasons tables (test/readme.test.ts
+// check: the one source for the docs/reasons.md tables (test/readme.test.ts
 // compares them) and for the alert texts (alerts/src/ renders them into the
 // annotation templates). A reason whose text differs by mechanism is keyed by
 // mechanism: `bad_signature` of a session cookie is a secret problem, of a
@@ -173,7 +173,7 @@ export const upstreamFailureGuide = {
   },
 } as const satisfies Record<UpstreamFailureReason, Entry>
 
-/** The synthetic sign-in probe's own failure reasons (issue 15), besides the closed reasons the gateway answered. */
+/** The synthetic sign-in probe's own failure reasons (alerts/runbook.md, AuthGatewayProbeFailing), besides the closed reasons the gateway answered. */
 export const probeFailureGuide = {
   timeout: {
     meaning: 'the probe got no answer in time',

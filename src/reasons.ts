@@ -1,6 +1,6 @@
 // The closed vocabularies. Every value here is a Prometheus label value, a log
-// field and a span attribute; the README tables are checked against this file
-// by test/reasons.test.ts. Add values; never rename them.
+// field and a span attribute; the docs/reasons.md and docs/metrics.md tables are
+// checked against this file by test/readme.test.ts. Add values; never rename them.
 
 export const Mechanism = {
   session: 'session',

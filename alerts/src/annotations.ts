@@ -2,7 +2,7 @@
 // for the dominant reason (run by Prometheus when the alert is active, so it
 // costs nothing while all is well), and an if-chain that picks that reason's
 // meaning, likely cause and first check from src/reason-guide.ts, the source
-// the README reasons tables are checked against.
+// the docs/reasons.md tables are checked against.
 //
 // The dominant reason is looked up in the annotation, not carried as a label:
 // an alert's labels are its identity, and a reason label that flips between
@@ -30,7 +30,7 @@ export function guideText(g: ReasonGuide): string {
   return `Meaning: ${g.meaning}. Likely cause: ${g.cause}. First check: ${g.check}.`
 }
 
-const NO_GUIDE = 'No guide entry for this reason: see the reasons tables of the README.'
+const NO_GUIDE = 'No guide entry for this reason: see the reasons tables in docs/reasons.md.'
 
 /**
  * `{{ if … }}text{{ else if … }}…{{ else }}fallback{{ end }}` over `$reason`

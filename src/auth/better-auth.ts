@@ -1,7 +1,7 @@
 // The better-auth instance: PostgreSQL through the injected pg.Pool,
 // email + password, the jwt plugin with pinned issuer/audience/algorithm.
-// Each option says why it is set; the README's "How a request is decided"
-// and "Failure behaviour" describe what they add up to.
+// Each option says why it is set; docs/architecture.md ("How a request is
+// decided") and docs/failure-behaviour.md describe what they add up to.
 import { betterAuth } from 'better-auth'
 import { jwt } from 'better-auth/plugins'
 import type { Pool } from 'pg'
@@ -23,10 +23,6 @@ export type AuthHooks = {
 type JwtAlg = 'EdDSA' | 'ES256' | 'RS256' | 'PS256'
 
 export function createAuth(config: ResolvedConfig, deps: { pool: Pool; log: Logger; hooks?: AuthHooks; shared?: SharedAuthOptions }) {
-  // better-auth turns telemetry on when this variable is set, whatever the
-  // options say; the gateway never phones home.
-  delete process.env.BETTER_AUTH_TELEMETRY
-  process.env.BETTER_AUTH_TELEMETRY_ENDPOINT = ''
   const log = deps.log.child({ component: 'better-auth' })
   const alg = (config.jwt.algorithms[0] ?? 'EdDSA') as JwtAlg
   const cookieCacheMaxAge = config.session.cookieCacheMaxAge
@@ -38,6 +34,7 @@ export function createAuth(config: ResolvedConfig, deps: { pool: Pool; log: Logg
     baseURL: config.baseUrl,
     basePath: AUTH_BASE_PATH,
     trustedOrigins: config.trustedOrigins,
+    // Never phones home; BETTER_AUTH_TELEMETRY, which would override this, is refused by config/load.ts.
     telemetry: { enabled: false },
     emailAndPassword: { enabled: true },
     // Redis mode (docs/replicas.md): a copy every replica reads; PostgreSQL

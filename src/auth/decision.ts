@@ -4,27 +4,12 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { JwtReason, Mechanism, Outcome, SessionReason, UnauthorizedSource } from '../reasons.ts'
 import type { UnauthorizedReason, UnavailableReason } from '../reasons.ts'
+import type { AuthState } from './auth-state.ts'
 import { Attr } from '../telemetry/attributes.ts'
 import type { Metrics } from '../telemetry/metrics.ts'
 import { activeSpan, activeTraceIds } from '../telemetry/tracing.ts'
 
-/** What the access log line and the request span report for one request. */
-export type AuthState = {
-  mechanism?: Mechanism
-  outcome?: Outcome
-  reason?: string
-  source?: UnauthorizedSource
-  userId?: string
-  authEndpoint?: string
-  /** Extra fields for the one log line (cookie names, origin …). */
-  detail?: Record<string, unknown>
-}
-
-declare module 'fastify' {
-  interface FastifyRequest {
-    authgw: AuthState
-  }
-}
+export type { AuthState } from './auth-state.ts'
 
 const SESSION_REASONS = new Set<string>(Object.values(SessionReason))
 const JWT_REASONS = new Set<string>(Object.values(JwtReason))

@@ -13,6 +13,7 @@ import { exemplarOf } from './decision.ts'
 import type { Auth } from './better-auth.ts'
 import { upstreamClaims } from './better-auth.ts'
 import type { SessionIdentity } from './session.ts'
+import { SigningFailure, classifySigningError } from './signing-errors.ts'
 
 export class TokenMintError extends Error {
   readonly reason: FailureReason
@@ -101,22 +102,9 @@ export class TokenMinter {
   }
 }
 
-/**
- * signJWT reads the newest key from the store, decrypts it with the secret and
- * imports it with jose. better-auth reports a key it cannot use (a secret that
- * did not encrypt it, a key it cannot select) as a BetterAuthError, and jose
- * its own failures as JOSEError subclasses (`code` ERR_JOSE_* / ERR_JWK_* /
- * ERR_JWS_* / ERR_JWT_*): those are the signing key. Everything else on this
- * path is the store answering (pg's DatabaseError, a refused or timed-out
- * connection) or not.
- */
+/** A key problem is `signing_failed`; anything else on this path is the store (signing-errors.ts). */
 export function mintFailureReason(err: unknown): FailureReason {
-  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
-    if (e.name === 'BetterAuthError') return TokenIssueFailureReason.signing_failed
-    const code = (e as Error & { code?: unknown }).code
-    if (typeof code === 'string' && /^ERR_(JOSE|JWK|JWS|JWT)_/.test(code)) return TokenIssueFailureReason.signing_failed
-  }
-  return TokenIssueFailureReason.store_unavailable
+  return classifySigningError(err) === SigningFailure.store ? TokenIssueFailureReason.store_unavailable : TokenIssueFailureReason.signing_failed
 }
 
 function headerOf(jwt: string): { kid?: string } {

@@ -107,6 +107,8 @@ const EXTENSION_RETRY_MS = 5_000
 // A lookup replaced by a revocation while in flight is retried; the second
 // attempt finds the tombstone.
 const LOOKUP_ATTEMPTS = 3
+// better-call's signed-cookie signature: HMAC-SHA256 in standard base64, 43 characters and one '='.
+const SIGNATURE = /^[A-Za-z0-9+/]{43}=$/
 
 const LOOKUP_SQL = `SELECT s.id AS sid, s."userId" AS uid, s."expiresAt" AS exp, u.id AS user_id, u.email, u.name
   FROM "session" s LEFT JOIN "user" u ON u.id = s."userId" WHERE s.token = $1`
@@ -169,17 +171,26 @@ export class SessionValidator {
 
   /** Verify the signed cookie value; returns the session token or the reason it is unusable. */
   verifyCookie(raw: string): { token: string } | { reason: SessionReason } {
-    let value: string
-    try {
-      value = decodeURIComponent(raw)
-    } catch {
-      return { reason: SessionReason.malformed_cookie }
+    // The value is read as better-call's getSignedCookie reads it, so both accept
+    // the same cookies (docs/adr/0005-own-session-cookie-verification.md; the
+    // differential test): surrounding double quotes dropped, percent-decoded only
+    // when it has a '%', kept as it stands when that fails.
+    const unquoted = raw.charCodeAt(0) === 34 ? raw.slice(1, -1) : raw
+    let value = unquoted
+    let undecodable = false
+    if (unquoted.includes('%')) {
+      try {
+        value = decodeURIComponent(unquoted)
+      } catch {
+        undecodable = true
+      }
     }
     const dot = value.lastIndexOf('.')
     if (dot < 1) return { reason: SessionReason.malformed_cookie }
     const token = value.slice(0, dot)
     const signature = value.slice(dot + 1)
-    if (signature.length !== 44 || !signature.endsWith('=')) return { reason: SessionReason.malformed_cookie }
+    // Standard base64 only: Buffer would also decode base64url, which better-call refuses.
+    if (!SIGNATURE.test(signature)) return { reason: SessionReason.malformed_cookie }
     // The HMAC costs ~8 µs per request in the benchmark; a hash of the whole
     // signed value (token and signature) costs ~1 µs and only ever matches
     // bytes that were verified before.
@@ -187,7 +198,7 @@ export class SessionValidator {
     if (this.#verified.get(seen) !== undefined) return { token }
     const given = Buffer.from(signature, 'base64')
     const expected = createHmac('sha256', this.#key).update(token).digest()
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) return { reason: SessionReason.bad_signature }
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) return { reason: undecodable ? SessionReason.malformed_cookie : SessionReason.bad_signature }
     this.#verified.set(seen, true)
     return { token }
   }

@@ -285,6 +285,13 @@ export function loadConfig(env: Env, opts: LoadOptions = {}): Readonly<Config> {
   if (config.limits.headersTimeoutMs > config.limits.requestTimeoutMs) {
     problems.push('HEADERS_TIMEOUT_MS must not exceed REQUEST_TIMEOUT_MS')
   }
+  // better-auth turns its usage telemetry on when this variable is set (any
+  // value but "false"), whatever its options say. The gateway never phones
+  // home, and it does not rewrite the environment to enforce that: it refuses.
+  const telemetry = env.BETTER_AUTH_TELEMETRY
+  if (telemetry !== undefined && telemetry !== '' && telemetry !== 'false') {
+    problems.push('BETTER_AUTH_TELEMETRY is set: authgw never sends better-auth usage telemetry; unset it (or set it to false)')
+  }
   if (problems.length > 0) throw new ConfigError(problems)
   return Object.freeze(config)
 }

@@ -1,11 +1,11 @@
 // Every environment variable the gateway reads, with its default and meaning.
-// The README's configuration table is checked against this list by
-// test/config/config.test.ts. Names continue the deployment authgw grew out of:
+// docs/configuration.md's table is checked against this list by
+// test/readme.test.ts. Names continue the deployment authgw grew out of:
 // add, never rename.
 
 export type Setting = {
   name: string
-  /** Human-readable default for the README; `—` when there is none. */
+  /** Human-readable default for docs/configuration.md; `—` when there is none. */
   default: string
   description: string
   secret?: boolean

@@ -49,6 +49,21 @@ export class DatabaseUnreachableError extends AuthgwError {
   }
 }
 
+/** `SELECT 1` bounded by `timeoutMs`: rejects when the database does not answer in time. */
+export async function pingDatabase(pool: Pool, timeoutMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  try {
+    await Promise.race([
+      pool.query('SELECT 1'),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error('database ping timed out')), timeoutMs)
+      }),
+    ])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
 export async function checkConnectivity(pool: Pool, databaseUrl: string): Promise<void> {
   try {
     await pool.query('SELECT 1')

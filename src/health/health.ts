@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Pool } from 'pg'
 import type { JwksStore } from '../auth/jwks.ts'
+import { pingDatabase } from '../db/pool.ts'
 
 export type HealthOptions = {
   pool: Pool
@@ -42,7 +43,7 @@ async function healthPlugin(app: FastifyInstance, opts: HealthOptions) {
   const database = (): Promise<'ok' | 'unreachable'> => {
     const now = Date.now()
     if (last !== undefined && now - last.at < READY_DB_CACHE_MS) return last.result
-    const result = pingDatabase(opts.pool).then(
+    const result = pingDatabase(opts.pool, READY_DB_TIMEOUT_MS).then(
       () => 'ok' as const,
       () => {
         opts.onDbError()
@@ -77,20 +78,6 @@ async function bounded(check: ReadinessCheck): Promise<string> {
     ])
   } catch {
     return 'error'
-  } finally {
-    clearTimeout(timer)
-  }
-}
-
-async function pingDatabase(pool: Pool): Promise<void> {
-  let timer: NodeJS.Timeout | undefined
-  try {
-    await Promise.race([
-      pool.query('SELECT 1'),
-      new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error('timeout')), READY_DB_TIMEOUT_MS)
-      }),
-    ])
   } finally {
     clearTimeout(timer)
   }

@@ -5,6 +5,7 @@
 // replica with another secret reports ready and then answers every cookie
 // request 503 jwks_unavailable.
 import type { Auth } from '../auth/better-auth.ts'
+import { SigningFailure, classifySigningError } from '../auth/signing-errors.ts'
 
 export const SigningState = {
   ok: 'ok',
@@ -27,9 +28,7 @@ export async function trySigning(auth: Auth): Promise<SigningResult> {
     await auth.api.signJWT({ body: { payload: { sub: 'authgw-signing-check', purpose: 'readiness' } } })
     return { state: SigningState.ok }
   } catch (err) {
-    const message = err instanceof Error ? err.message : String(err)
-    // better-auth's BetterAuthError from plugins/jwt/sign (symmetricDecrypt failed).
-    if (/failed to decrypt private key/i.test(message)) return { state: SigningState.secret_mismatch, detail: SECRET_MISMATCH_MESSAGE }
+    if (classifySigningError(err) === SigningFailure.key_undecryptable) return { state: SigningState.secret_mismatch, detail: SECRET_MISMATCH_MESSAGE }
     const code = (err as { code?: string }).code
     return { state: SigningState.failed, detail: `test signing failed (${code ?? (err instanceof Error ? err.name : 'error')})` }
   }

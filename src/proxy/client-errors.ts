@@ -9,7 +9,7 @@ import type { Duplex } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import { RequestErrorReason } from '../reasons.ts'
-import { safePath } from '../telemetry/logging.ts'
+import { withoutQuery } from './request-target.ts'
 
 
 const ANSWERS: Record<string, { status: number; text: string; reason: RequestErrorReason }> = {
@@ -66,7 +66,7 @@ export function createConnectHandler(log: Logger): (req: IncomingMessage, socket
 export function frameworkErrors(_error: Error, request: FastifyRequest, reply: FastifyReply): void {
   const reason = RequestErrorReason.bad_request
   reply.code(400).send({ error: reason, reason, requestId: request.id })
-  request.log.info({ method: request.method, route: 'other', path: safePath(request.url).slice(0, 256), status: 400, reason }, 'request')
+  request.log.info({ method: request.method, route: 'other', path: withoutQuery(request.url).slice(0, 256), status: 400, reason }, 'request')
 }
 
 /**

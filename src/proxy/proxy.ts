@@ -1,6 +1,6 @@
 // Everything under /api/ except /api/auth/ goes to the upstream over a
 // direct undici hop (upstream-hop.ts), after the guard allowed it.
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
 import fp from 'fastify-plugin'
 import { exemplarOf, recordUnauthorized } from '../auth/decision.ts'
@@ -9,7 +9,10 @@ import { Mechanism, UnauthorizedSource, UpstreamFailureReason, UpstreamRejectRea
 import type { UpstreamFailureReason as FailureReason } from '../reasons.ts'
 import type { Metrics } from '../telemetry/metrics.ts'
 import { RequestErrorReason } from '../reasons.ts'
+import { noteUpstreamFailure } from '../telemetry/tracing.ts'
 import type { HeaderPolicy } from './headers.ts'
+import { withoutQuery } from './request-target.ts'
+import type { UpstreamState } from './upstream-state.ts'
 import { createUpstreamPool, forward } from './upstream-hop.ts'
 import type { Hop, HopObserver } from './upstream-hop.ts'
 
@@ -28,12 +31,6 @@ export type ProxyOptions = {
   metrics: Metrics
 }
 
-declare module 'fastify' {
-  interface FastifyRequest {
-    upstreamJwt?: string
-    upstreamStartedAt?: number
-  }
-}
 
 /** Map an undici (or reply-from) error to the upstream failure reason and status. */
 export function classifyUpstreamError(error: unknown): { reason: FailureReason; status: 502 | 504 } {
@@ -66,6 +63,7 @@ async function proxyPlugin(app: FastifyInstance, opts: ProxyOptions) {
   const { metrics, guard, headerPolicy } = opts
   const upstreamHost = new URL(opts.upstreamUrl).host
   const pool = createUpstreamPool(new URL(opts.upstreamUrl).origin, opts)
+  app.decorateRequest('upstream', undefined)
   app.addHook('onClose', async () => {
     // Fastify has stopped taking requests and answered the ones in flight by now.
     await pool.close()
@@ -74,7 +72,7 @@ async function proxyPlugin(app: FastifyInstance, opts: ProxyOptions) {
   const observer: HopObserver = {
     responseStarted(reply, statusCode) {
       const request = reply.request
-      const started = request.upstreamStartedAt ?? performance.now()
+      const started = request.upstream?.startedAt ?? performance.now()
       metrics.observeUpstream(statusCode, (performance.now() - started) / 1000)
       if (statusCode === 401) {
         // Every 401 is counted, including an upstream's on a PUBLIC_PATHS route (mechanism none).
@@ -85,14 +83,14 @@ async function proxyPlugin(app: FastifyInstance, opts: ProxyOptions) {
       const { reason, status } = classifyUpstreamError(error)
       metrics.upstreamFailure(reason, exemplarOf())
       const request = reply.request
-      request.authgw.detail = { ...request.authgw.detail, upstreamFailure: reason }
+      recordFailure(request, reason)
       request.log.warn({ reason, err: { type: error.name, code: (error as { code?: string }).code } }, 'upstream failed')
       reply.code(status).send({ error: status === 504 ? 'gateway_timeout' : 'bad_gateway', reason, requestId: request.id })
     },
     retried(reply, reason, error) {
       metrics.upstreamRetry(reason)
       const request = reply.request
-      request.authgw.detail = { ...request.authgw.detail, upstreamRetry: reason }
+      upstreamState(request).retry = reason
       request.log.info({ reason, err: { type: error.name, code: (error as { code?: string }).code } }, 'upstream retried')
     },
     failedAfterResponse(reply, error) {
@@ -100,8 +98,7 @@ async function proxyPlugin(app: FastifyInstance, opts: ProxyOptions) {
       // and the access line (written on 'close') names the reason.
       const { reason } = classifyUpstreamError(error)
       metrics.upstreamFailure(reason, exemplarOf())
-      const request = reply.request
-      request.authgw.detail = { ...request.authgw.detail, upstreamFailure: reason }
+      recordFailure(reply.request, reason)
     },
   }
   // The hop hijacks the reply: no onSend hook may matter on this route (the
@@ -117,7 +114,7 @@ async function proxyPlugin(app: FastifyInstance, opts: ProxyOptions) {
       if (isPublicPath(request.url, opts.publicPaths)) return
       const jwt = await guard(request, reply)
       if (jwt === undefined) return reply
-      request.upstreamJwt = jwt
+      upstreamState(request).jwt = jwt
     })
     scope.all(PROXY_ROUTE, (request, reply) => {
       const target = upstreamTarget(request.url)
@@ -128,11 +125,21 @@ async function proxyPlugin(app: FastifyInstance, opts: ProxyOptions) {
       }
       // The body exactly as received (an empty one is no body).
       const body = request.body instanceof Buffer && request.body.length > 0 ? request.body : null
-      const headers = headerPolicy.upstreamHeaders(request, upstreamHost, request.upstreamJwt, body)
-      request.upstreamStartedAt = performance.now()
+      const headers = headerPolicy.upstreamHeaders(request, upstreamHost, request.upstream?.jwt, body)
+      upstreamState(request).startedAt = performance.now()
       forward(hop, reply, { method: request.method as Dispatcher.HttpMethod, path: target, headers, body })
     })
   })
+}
+
+/** The proxy's record of a failed upstream call; tracing (the hop's span) is told through its own API. */
+function recordFailure(request: FastifyRequest, reason: FailureReason): void {
+  upstreamState(request).failure = reason
+  noteUpstreamFailure(request, reason)
+}
+
+function upstreamState(request: FastifyRequest): UpstreamState {
+  return (request.upstream ??= {})
 }
 
 /**
@@ -168,8 +175,7 @@ export function upstreamPath(url: string): string | undefined {
 
 /** The raw path (no query string) and its percent-decoded form; undefined when it does not decode. */
 function splitPath(url: string): { path: string; decoded: string } | undefined {
-  const q = url.indexOf('?')
-  const path = q === -1 ? url : url.slice(0, q)
+  const path = withoutQuery(url)
   try {
     return { path, decoded: decodeURIComponent(path) }
   } catch {

@@ -6,7 +6,8 @@
 // place and labelled from another. See RFC 9112 §3.2 (request target) and
 // RFC 9110 §7.2 (Host).
 import { isIPv6 } from 'node:net'
-import type { FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { RequestErrorReason } from '../reasons.ts'
 
 /**
  * What is wrong with a request's target or Host header before any route sees
@@ -79,6 +80,16 @@ const AMBIGUOUS = /%2f|%5c|%2e|;|\/\//i
 const DOT_SEGMENT = /\/\.\.?(?:\/|$)/
 
 /**
+ * The target without its query string: the path every route, log line and
+ * span works with. (Query strings may carry tokens, `?token=`, `?code=` …:
+ * logs and spans never get them.)
+ */
+export function withoutQuery(url: string): string {
+  const q = url.indexOf('?')
+  return q === -1 ? url : url.slice(0, q)
+}
+
+/**
  * The path of an origin-form target (without the query) when every parser
  * reads it as written; undefined when a URL parser would rewrite it (dot
  * segments, plain or encoded; back slashes; a fragment; characters it
@@ -86,8 +97,7 @@ const DOT_SEGMENT = /\/\.\.?(?:\/|$)/
  * A trailing `?` is an empty query: `/a?` has the path `/a`.
  */
 export function canonicalPath(url: string): string | undefined {
-  const q = url.indexOf('?')
-  const path = q === -1 ? url : url.slice(0, q)
+  const path = withoutQuery(url)
   if (path.charCodeAt(0) !== 47 /* / */ || AMBIGUOUS.test(path) || DOT_SEGMENT.test(path)) return undefined
   // What better-auth (and fetch, and most frameworks) will act on.
   let parsed: string
@@ -110,4 +120,25 @@ export function hostFieldCount(rawHeaders: readonly string[]): number {
     if (name.length === 4 && name.toLowerCase() === 'host') n++
   }
   return n
+}
+
+const ALLOWED_METHODS = 'GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS'
+
+/**
+ * The front door's answer to a request line or Host it refuses (400), or to
+ * `OPTIONS *` (204): true when it answered, false when the request goes on.
+ */
+export function answerRequestLine(request: FastifyRequest, reply: FastifyReply): boolean {
+  const problem = requestLineProblem(request)
+  if (problem === undefined) return false
+  if (problem === 'request_target' && request.url === '*' && request.method === 'OPTIONS') {
+    // RFC 9110 §9.3.7: OPTIONS * asks about the server, not a resource.
+    reply.code(204).header('allow', ALLOWED_METHODS).send()
+    return true
+  }
+  const reason = RequestErrorReason.bad_request
+  request.authgw.reason = reason
+  request.authgw.detail = { refused: problem }
+  reply.code(400).send({ error: reason, reason, requestId: request.id })
+  return true
 }

@@ -167,6 +167,12 @@ class Exchange implements Dispatcher.DispatchHandler {
     // The headers the gateway set (x-request-id, CORS…), then the upstream's.
     const out = reply.getHeaders()
     copyEndToEndHeaders(headers, out)
+    // The gateway's request id names this request in its access line, span and
+    // the upstream's own logs (it was sent upstream); an upstream that answers
+    // with an id of its own keeps it, under another name.
+    const upstreamId = headers['x-request-id']
+    if (upstreamId !== undefined && upstreamId !== reply.request.id) out['x-upstream-request-id'] = upstreamId
+    out['x-request-id'] = reply.request.id
     // RFC 9110 §8.6: no Content-Length on a 204 (a client would wait for that many bytes).
     if (statusCode === 204) delete out['content-length']
     try {

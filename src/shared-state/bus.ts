@@ -8,7 +8,7 @@ import pg from 'pg'
 import type { Pool } from 'pg'
 import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
-import type { SharedStateMetrics } from '../telemetry/shared-state-metrics.ts'
+import type { SharedStateMetrics } from '../telemetry/metrics/shared-state.ts'
 import { timed } from './redis.ts'
 import { InvalidationKind, InvalidationOrigin, RedisCommand, RedisOperation } from './vocabulary.ts'
 

@@ -11,8 +11,8 @@ import type { Pool } from 'pg'
 import type { Logger } from 'pino'
 import type { Registry } from 'prom-client'
 import type { Config } from '../config/load.ts'
-import { createSharedStateMetrics } from '../telemetry/shared-state-metrics.ts'
-import type { SharedStateMetrics } from '../telemetry/shared-state-metrics.ts'
+import { sharedStateMetrics } from '../telemetry/metrics/shared-state.ts'
+import type { SharedStateMetrics } from '../telemetry/metrics/shared-state.ts'
 import { InvalidationBus, PostgresTransport, RedisTransport } from './bus.ts'
 import { createRedisConnection, describeRedis } from './redis.ts'
 import { sharedRateLimitStorage } from './rate-limit.ts'
@@ -50,7 +50,7 @@ export function coherenceModeOf(config: Pick<Config, 'redisUrl' | 'databaseListe
 
 export function createSharedState(config: SharedStateConfig, deps: { pool: Pool; log: Logger; registry: Registry }): SharedState {
   const mode = coherenceModeOf(config)
-  const metrics = createSharedStateMetrics(deps.registry, mode)
+  const metrics = sharedStateMetrics(deps.registry, mode)
   const log = deps.log.child({ component: 'shared-state' })
   const dbRateLimit = config.rateLimitStorage === RateLimitStorage.database ? ('database' as const) : ('memory' as const)
 

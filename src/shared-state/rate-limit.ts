@@ -5,7 +5,7 @@
 // every other route is allowed; both are counted.
 import type { BetterAuthRateLimitStorage } from '@better-auth/core'
 import { LRUCache } from 'lru-cache'
-import type { SharedStateMetrics } from '../telemetry/shared-state-metrics.ts'
+import type { SharedStateMetrics } from '../telemetry/metrics/shared-state.ts'
 import { RateLimitStorePolicy, RedisOperation } from './vocabulary.ts'
 
 /** better-auth's own "special rules" paths: the ones a password guesser uses. */

@@ -5,7 +5,7 @@
 import { Redis } from 'ioredis'
 import type { RedisOptions } from 'ioredis'
 import type { Logger } from 'pino'
-import type { SharedStateMetrics } from '../telemetry/shared-state-metrics.ts'
+import type { SharedStateMetrics } from '../telemetry/metrics/shared-state.ts'
 import { RedisOperation } from './vocabulary.ts'
 import type { RedisCommand } from './vocabulary.ts'
 

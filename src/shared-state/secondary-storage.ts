@@ -8,7 +8,7 @@ import { redisStorage } from '@better-auth/redis-storage'
 import type { SecondaryStorage } from '@better-auth/core/db'
 import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
-import type { SharedStateMetrics } from '../telemetry/shared-state-metrics.ts'
+import type { SharedStateMetrics } from '../telemetry/metrics/shared-state.ts'
 import { timed } from './redis.ts'
 import { RedisCommand, RedisOperation } from './vocabulary.ts'
 

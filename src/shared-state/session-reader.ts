@@ -4,7 +4,7 @@
 // Redis down or slow) answers undefined and the caller reads PostgreSQL, the
 // source of truth.
 import type { Redis } from 'ioredis'
-import type { SharedStateMetrics } from '../telemetry/shared-state-metrics.ts'
+import type { SharedStateMetrics } from '../telemetry/metrics/shared-state.ts'
 import { timed } from './redis.ts'
 import { RedisCommand, RedisOperation } from './vocabulary.ts'
 

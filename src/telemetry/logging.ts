@@ -79,9 +79,3 @@ export function stdoutDestination(sync: boolean): DestinationStream {
 export function createLogger(level: string, destination: DestinationStream = stdoutDestination(false)): Logger {
   return pino(loggerOptions(level), destination)
 }
-
-/** Drop query strings that may carry tokens (`?token=`, `?code=` …) from a URL for logging. */
-export function safePath(url: string): string {
-  const q = url.indexOf('?')
-  return q === -1 ? url : url.slice(0, q)
-}

@@ -2,7 +2,7 @@
 // OTEL_* variables. otel-bootstrap.ts calls startTracing() before the app is
 // imported; tests call it in-process with their own exporter and sampler.
 //
-// What is instrumented and why (measured in the tracing issue's report):
+// What is instrumented and why (measured: docs/adr/0020-traces-only-opentelemetry.md):
 // - routes: @fastify/otel, one request span per request (no hook or handler
 //   spans), registered by buildServer through getFastifyOtelPlugin();
 // - the upstream hop: one CLIENT span and W3C `traceparent`, made by hand in
@@ -22,6 +22,7 @@ import { NodeSDK } from '@opentelemetry/sdk-node'
 import { BatchSpanProcessor } from '@opentelemetry/sdk-trace-base'
 import type { ReadableSpan, Sampler, SpanExporter } from '@opentelemetry/sdk-trace-base'
 import { Attr } from './attributes.ts'
+import { withoutQuery } from '../proxy/request-target.ts'
 import { markTracingEnabled, setTracingRuntime, tracingConfigured } from './tracing.ts'
 
 export type TracingOptions = {
@@ -122,11 +123,6 @@ function nameRequestSpan(span: { isRecording(): boolean; updateName(n: string): 
   const route = request.routeOptions.url
   span.updateName(route === undefined ? request.method : `${request.method} ${route}`)
   span.setAttribute(Attr.urlPath, withoutQuery(request.url))
-}
-
-function withoutQuery(url: string): string {
-  const q = url.indexOf('?')
-  return q === -1 ? url : url.slice(0, q)
 }
 
 // ---------------------------------------------------------------------------

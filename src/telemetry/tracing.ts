@@ -8,21 +8,42 @@ import { performance } from 'node:perf_hooks'
 import type { FastifyPluginAsync, FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify'
 import type { IncomingHttpHeaders } from 'node:http'
 import fp from 'fastify-plugin'
-import type { AuthState } from '../auth/decision.ts'
+import type { AuthState } from '../auth/auth-state.ts'
 import { Attr, SpanName } from './attributes.ts'
+import { withoutQuery } from '../proxy/request-target.ts'
 
 export type TraceIds = { trace_id: string; span_id: string }
 
+/** Tracing's per-request state, owned by this module; others write to it only through its functions. */
+export type TracingState = {
+  /** The request span's ids, captured when it starts (the active context is gone by onResponse). */
+  ids?: TraceIds
+  /** The request span (recording or not) and the context holding it, set in onRequest. */
+  requestSpan?: Span
+  context?: Context
+  /** The CLIENT span of the upstream call, ended when its answer (or failure) is sent on. */
+  upstreamSpan?: Span
+  /** The upstream call failed without a usable answer (noteUpstreamFailure). */
+  upstreamFailure?: string
+  /** Type of the error a 5xx answered (noteRequestError). */
+  errorType?: string
+}
+
 declare module 'fastify' {
   interface FastifyRequest {
-    /** The request span's ids, captured when it starts (the active context is gone by onResponse). */
-    traceIds?: TraceIds
-    /** The CLIENT span of the upstream call, ended when its answer (or failure) is sent on. */
-    upstreamSpan?: Span
-    /** The request span (recording or not) and the context holding it, set in onRequest. */
-    requestSpan?: Span
-    traceContext?: Context
+    /** Set in onRequest by the tracing plugin; undefined when tracing is off. */
+    tracing?: TracingState
   }
+}
+
+/** The upstream call failed without a usable answer: its CLIENT span and the request span say why. */
+export function noteUpstreamFailure(request: FastifyRequest, reason: string): void {
+  if (request.tracing !== undefined) request.tracing.upstreamFailure = reason
+}
+
+/** A 5xx from an error: the request span's `error.type`, unless a reason says more. */
+export function noteRequestError(request: FastifyRequest, type: string): void {
+  if (request.tracing !== undefined) request.tracing.errorType = type
 }
 
 const TRACING_FLAG = Symbol.for('authgw.tracing.enabled')
@@ -219,19 +240,16 @@ export function getFastifyOtelPlugin(): FastifyPluginAsync | undefined {
         done()
       })
       await app.register(otel)
-      app.decorateRequest('traceIds', undefined)
-      app.decorateRequest('upstreamSpan', undefined)
-      app.decorateRequest('requestSpan', undefined)
-      app.decorateRequest('traceContext', undefined)
+      app.decorateRequest('tracing', undefined)
       app.addHook('onRequest', (request, _reply, done) => {
         // Runs after @fastify/otel's onRequest: read its span once, here.
         const otel = (request as OtelRequest).opentelemetry?.()
         const span = otel?.span ?? undefined
-        request.requestSpan = span
-        request.traceContext = otel?.context ?? undefined
+        const state: TracingState = { requestSpan: span, context: otel?.context ?? undefined }
+        request.tracing = state
         if (span !== undefined) {
           const sc = span.spanContext()
-          if ((sc.traceFlags & TraceFlags.SAMPLED) !== 0) request.traceIds = { trace_id: sc.traceId, span_id: sc.spanId }
+          if ((sc.traceFlags & TraceFlags.SAMPLED) !== 0) state.ids = { trace_id: sc.traceId, span_id: sc.spanId }
           if (span.isRecording()) span.setAttribute(Attr.requestId, request.id)
         }
         done()
@@ -242,7 +260,7 @@ export function getFastifyOtelPlugin(): FastifyPluginAsync | undefined {
       // AsyncContextFrame keeps it (test/telemetry/span-tree.test.ts sends a
       // late body); async_hooks-based AsyncLocalStorage (Node 22) may not.
       app.addHook('preHandler', (request, _reply, done) => {
-        const ctx = request.traceContext
+        const ctx = request.tracing?.context
         if (ctx !== undefined && context.active() !== ctx) context.with(ctx, done)
         else done()
       })
@@ -265,15 +283,15 @@ export function getFastifyOtelPlugin(): FastifyPluginAsync | undefined {
  *
  * Done here rather than by @opentelemetry/instrumentation-undici: that one
  * cost ~36 µs per request even when unsampled, and appended a second
- * traceparent when the client had sent one (see the tracing issue's report).
+ * traceparent when the client had sent one (docs/adr/0020-traces-only-opentelemetry.md).
  */
 export function injectTraceContext(request: FastifyRequest, headers: IncomingHttpHeaders): void {
   if (!tracingEnabled()) return
   delete headers.traceparent
   delete headers.tracestate
-  const parent = request.traceContext ?? context.active()
+  const parent = request.tracing?.context ?? context.active()
   let ctx = parent
-  if ((request.requestSpan ?? trace.getSpan(parent))?.isRecording()) {
+  if ((request.tracing?.requestSpan ?? trace.getSpan(parent))?.isRecording()) {
     const [address, port] = splitHost(headers.host)
     const span = tracer().startSpan(
       request.method,
@@ -288,17 +306,18 @@ export function injectTraceContext(request: FastifyRequest, headers: IncomingHtt
       },
       parent,
     )
-    request.upstreamSpan = span
+    ;(request.tracing ??= {}).upstreamSpan = span
     ctx = trace.setSpan(parent, span)
   }
   propagation.inject(ctx, headers)
 }
 
 function endUpstreamSpan(request: FastifyRequest, reply: FastifyReply): void {
-  const span = request.upstreamSpan
-  if (span === undefined) return
-  request.upstreamSpan = undefined
-  const failure = stringField(request.authgw?.detail?.upstreamFailure)
+  const state = request.tracing
+  const span = state?.upstreamSpan
+  if (state === undefined || span === undefined) return
+  state.upstreamSpan = undefined
+  const failure = state.upstreamFailure
   if (failure !== undefined) {
     // No usable answer: the status is the gateway's own 502/504.
     span.setAttribute(Attr.errorType, failure)
@@ -322,15 +341,11 @@ function splitHost(host: string | undefined): [string | undefined, number | unde
   return [m[1], m[2] === undefined ? undefined : Number(m[2])]
 }
 
-function withoutQuery(url: string): string {
-  const q = url.indexOf('?')
-  return q === -1 ? url : url.slice(0, q)
-}
-
 /** Auth outcome on the request span; 5xx is an error with `error.type`, denials are not. */
 function annotateRequestSpan(request: FastifyRequest, reply: FastifyReply): void {
-  const span = request.requestSpan
-  if (span === undefined || !span.isRecording()) return
+  const state = request.tracing
+  const span = state?.requestSpan
+  if (state === undefined || span === undefined || !span.isRecording()) return
   const a: AuthState = request.authgw ?? {}
   const attrs: Attributes = {}
   if (a.mechanism) attrs[Attr.mechanism] = a.mechanism
@@ -340,14 +355,9 @@ function annotateRequestSpan(request: FastifyRequest, reply: FastifyReply): void
   if (a.userId) attrs[Attr.userPseudoId] = a.userId
   const status = reply.statusCode
   if (status >= 500) {
-    const detail = a.detail ?? {}
-    const type = a.reason ?? stringField(detail.upstreamFailure) ?? stringField(detail.errorType) ?? String(status)
+    const type = a.reason ?? state.upstreamFailure ?? state.errorType ?? String(status)
     attrs[Attr.errorType] = type
     span.setStatus({ code: SpanStatusCode.ERROR, message: type })
   }
   span.setAttributes(attrs)
-}
-
-function stringField(v: unknown): string | undefined {
-  return typeof v === 'string' && v !== '' ? v : undefined
 }

@@ -24,6 +24,7 @@ const ANSWERS: Record<string, string | undefined> = {
   '/api/103': 'HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok',
   '/api/head': 'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 1000\r\n\r\n',
   '/api/chunked': 'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n',
+  '/api/own-request-id': 'HTTP/1.1 200 OK\r\nX-Request-Id: upstream-7\r\nContent-Length: 2\r\n\r\nok',
   '/api/ok': 'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{"ok":true}',
   '/api/hang': undefined,
   // Malformed: both framings at once (RFC 9112 §6.3: handled as an error).
@@ -105,6 +106,17 @@ t.test('well-formed upstream answers reach the client whole, and the connection 
     { method: 'GET', path: '/api/103', status: 200, body: 'ok' },
     { method: 'HEAD', path: '/api/head', status: 200, body: '', check: (h) => t.equal(h['content-length'], '1000', "HEAD keeps the upstream's Content-Length") },
     { method: 'GET', path: '/api/chunked', status: 200, body: '3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n' },
+    {
+      method: 'GET',
+      path: '/api/own-request-id',
+      status: 200,
+      body: 'ok',
+      check: (h) => {
+        // The client can follow the request into the gateway's logs; the upstream's own id is kept.
+        t.equal(h['x-request-id'], linesFor(gw, '/api/own-request-id')[0]?.reqId, "the gateway's request id, as in its access line")
+        t.equal(h['x-upstream-request-id'], 'upstream-7', "the upstream's id under its own name")
+      },
+    },
   ]
   for (const k of cases) {
     // The answer under test, then a plain request on the same connection: a

@@ -3,8 +3,11 @@
 // its own output. Anything else written through console.* or to stderr (a
 // library printing "ERROR [Better Auth]: …", a Node warning, a stray
 // console.log) fails the test file: the lines are listed on stderr and the
-// process exits 1, which tap reports as a failed file. TAP itself is written
-// to process.stdout and is not inspected.
+// process exits 1, which tap reports as a failed file. A JSON line that
+// carries a terminal colour sequence (raw or JSON-escaped, as a coloured
+// library message logged through pino would) fails it too: test output and
+// logs carry no ANSI noise. TAP itself is written to process.stdout and is
+// not inspected.
 import { Console } from 'node:console'
 import { Writable } from 'node:stream'
 
@@ -18,9 +21,16 @@ function inspect(channel: keyof typeof pending, chunk: unknown): void {
   for (const line of lines) check(channel, line)
 }
 
+/** A terminal control sequence, raw (ESC) or as JSON writes it (\\u001b / \\x1b). */
+export const ANSI = /\u001b\[|\\u001b\[|\\x1b\[/i
+
 function check(channel: string, line: string): void {
   const trimmed = line.trim()
   if (trimmed === '') return
+  if (ANSI.test(trimmed)) {
+    violations.push(`${channel}: ${trimmed.slice(0, 300)}`)
+    return
+  }
   try {
     const value: unknown = JSON.parse(trimmed)
     if (value !== null && typeof value === 'object' && !Array.isArray(value)) return

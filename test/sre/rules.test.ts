@@ -1,4 +1,4 @@
-// The rule files: promtool check and unit tests, a unit test for every alert
+// The rule files: promtool check rules, a unit test (run by .ci/run) for every alert
 // (firing and quiet) and every record, and mixin conventions for alerts.
 import t from 'tap'
 import { readdirSync, readFileSync } from 'node:fs'
@@ -18,10 +18,6 @@ type UnitTestFile = {
   tests: Array<{ name?: string; alert_rule_test?: AlertTest[]; promql_expr_test?: Array<{ expr: string }> }>
 }
 
-// promtool evaluates the generated 24-hour quiet day every 30 s: about a
-// minute alone, several on a loaded machine.
-t.setTimeout(600_000)
-
 const testFiles = readdirSync(ALERT_TESTS_DIR).filter((f) => f.endsWith('.test.yml')).sort()
 const unitTests = testFiles.map((file) => ({ file, doc: parse(readFileSync(join(ALERT_TESTS_DIR, file), 'utf8')) as UnitTestFile }))
 const bin = findPromtool()
@@ -37,12 +33,10 @@ t.test('promtool check rules alerts/*.yml', { skip: bin ? false : PROMTOOL_MISSI
   t.equal(run.code, 0, run.output)
 })
 
-t.test('promtool test rules alerts/tests/*.test.yml', { skip: bin ? false : PROMTOOL_MISSING }, async (t) => {
-  if (!bin) return
-  const run = promtool(bin, ['test', 'rules', ...testFiles.map((f) => join(ALERT_TESTS_DIR, f))])
-  t.equal(run.code, 0, run.output)
-  t.notMatch(run.output, /FAILED/)
-})
+// The unit tests themselves run once, in .ci/run (`promtool test rules
+// alerts/tests/*.test.yml`), where promtool's own multi-line FAILED report is
+// printed as is; here tap flattened it into one test name. This file checks
+// that the unit tests exist and cover every alert and record.
 
 // Without group_eval_order promtool runs the groups in random order, and an
 // alert sees a record from this cycle or the last one: flaky `for` timings.

@@ -10,6 +10,7 @@ import type { NodeProcess } from '../fixtures/node-process.ts'
 import { Client, PASSWORD, uniqueEmail } from '../helpers/client.ts'
 import { freshDatabaseUrl } from '../helpers/database.ts'
 import { TEST_SECRET, freePort } from '../helpers/gateway.ts'
+import { ANSI } from '../helpers/output-guard.ts'
 
 /** The startup line; the bound only keeps a broken start from hanging the test (a loaded CI machine is slow). */
 const startedUp = (child: NodeProcess) =>
@@ -69,6 +70,8 @@ t.test('every stdout and stderr line of a gateway run is a JSON object', async (
     }
   })
   t.same(notJson, [], 'no line that is not a JSON object')
+  const coloured = [...child.stdout, ...child.stderr].filter((l) => ANSI.test(l))
+  t.same(coloured, [], 'no line carries a terminal colour sequence')
   t.ok(child.records().some((r) => r.event === 'shutdown' && r.msg === 'stopped'), 'the run reached its end')
   t.ok(child.records().length > 10, `${child.records().length} JSON lines checked`)
 })

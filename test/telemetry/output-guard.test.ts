@@ -14,7 +14,7 @@ function run(mode: string) {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '' },
     encoding: 'utf8',
-    timeout: 30_000,
+    timeout: 180_000, // only keeps a hung child from hanging the file; a loaded CI machine is slow
   })
   const report = r.stderr
     .split('\n')
@@ -39,6 +39,7 @@ for (const [mode, line] of [
   ['better-auth', /^console: .* ERROR \[Better Auth\]: Missing or null Origin$/],
   ['stderr', /^stderr: plain text on stderr$/],
   ['warning', /^stderr: \(node:\d+\) Warning: planted warning$/],
+  ['ansi-json', /^console: \{.*\\u001b\[31mERROR/],
 ] as const) {
   t.test(`a planted ${mode} line fails the file`, async (t) => {
     const r = run(mode)

@@ -289,6 +289,8 @@ t.test('504 upstream timeout and 502 upstream down: request spans are errors wit
   t.match(slow.attributes, { 'http.response.status_code': 504, 'error.type': 'timeout', 'authgw.outcome': 'allowed' })
   const slowClient = tree.children(slow).find((s) => s.kind === Kind.client)
   t.equal(slowClient?.status.code, Status.error, 'the upstream client span failed too')
+  // The proxy tells tracing why the hop failed (noteUpstreamFailure); the span never reads the proxy's log fields.
+  t.match(slowClient?.attributes, { 'error.type': 'timeout' }, 'the client span names the proxy\'s failure reason')
 
   const req = requestSpan(t, tree, down.headers.get('x-request-id'))
   t.equal(req.status.code, Status.error)
@@ -296,4 +298,5 @@ t.test('504 upstream timeout and 502 upstream down: request spans are errors wit
   const client = tree.children(req).find((s) => s.kind === Kind.client)
   t.ok(client, 'the failed upstream call has its client span')
   t.equal(client?.status.code, Status.error)
+  t.match(client?.attributes, { 'error.type': 'connect_error' })
 })

@@ -1,0 +1,20 @@
+// The auth outcome of one request, owned by auth/decision.ts (the one way to
+// allow, deny or fail): what the access line and the request span report.
+import type { Mechanism, Outcome, UnauthorizedSource } from '../reasons.ts'
+
+export type AuthState = {
+  mechanism?: Mechanism
+  outcome?: Outcome
+  reason?: string
+  source?: UnauthorizedSource
+  userId?: string
+  authEndpoint?: string
+  /** Extra fields for the one log line (cookie names, origin …). */
+  detail?: Record<string, unknown>
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    authgw: AuthState
+  }
+}

@@ -1,0 +1,95 @@
+// The gateway's own side of authentication, built from better-auth's
+// instance: the session validator, the JWKS store, the JWT verifier, the
+// token minter and the guard in front of the protected API, and the hooks
+// that keep their caches honest when better-auth ends a session.
+import type { Pool } from 'pg'
+import type { Logger } from 'pino'
+import type { ResolvedConfig } from '../config/load.ts'
+import type { SharedSessionReader } from '../shared-state/session-reader.ts'
+import { DbOperation } from '../reasons.ts'
+import { Attr, SpanName } from '../telemetry/attributes.ts'
+import { pseudonymize } from '../telemetry/fingerprint.ts'
+import type { Metrics } from '../telemetry/metrics.ts'
+import { inSpan } from '../telemetry/tracing.ts'
+import type { Auth, AuthHooks } from './better-auth.ts'
+import { createGuard } from './guard.ts'
+import type { Guard } from './guard.ts'
+import { JwksStore } from './jwks.ts'
+import type { Jwk } from './jwks.ts'
+import { JwtVerifier } from './jwt.ts'
+import { TokenMinter } from './minter.ts'
+import { SessionValidator } from './session.ts'
+import type { CookieNames } from './session.ts'
+
+export type GatewayAuth = {
+  sessions: SessionValidator
+  jwks: JwksStore
+  jwtVerifier: JwtVerifier
+  minter: TokenMinter
+  guard: Guard
+  /** User and session ids as they may appear in logs. */
+  pseudonymize: (id: string) => string
+}
+
+export function createGatewayAuth(
+  config: ResolvedConfig,
+  deps: { auth: Auth; pool: Pool; metrics: Metrics; cookieNames: CookieNames; readShared?: SharedSessionReader },
+): GatewayAuth {
+  const { auth, pool, metrics } = deps
+  const sessions = new SessionValidator({
+    pool,
+    secret: config.secret,
+    cookieNames: deps.cookieNames,
+    cacheTtlSeconds: config.session.cacheTtlSeconds,
+    cacheMaxEntries: config.session.cacheMaxEntries,
+    onCacheLookup: (hit) => metrics.sessionCacheLookup(hit),
+    onDbError: () => metrics.dbError(DbOperation.session_lookup),
+    readShared: deps.readShared,
+  })
+
+  const jwks: JwksStore = new JwksStore({
+    fetchKeys: async () => {
+      try {
+        const res = (await auth.api.getJwks()) as unknown as { keys: Jwk[] }
+        return res.keys
+      } catch (err) {
+        metrics.dbError(DbOperation.jwks_fetch)
+        throw err
+      }
+    },
+    refreshIntervalSeconds: config.jwt.jwksRefreshIntervalSeconds,
+    cooldownSeconds: config.jwt.jwksRefreshCooldownSeconds,
+    onRefresh: (outcome, keys) => metrics.jwksRefresh(outcome, keys),
+    traceRefresh: (fn) =>
+      inSpan(SpanName.jwksRefresh, {}, async (span) => {
+        const r = await fn()
+        span?.setAttribute(Attr.jwksKeys, jwks.size)
+        return r
+      }),
+  })
+
+  const jwtVerifier = new JwtVerifier({
+    jwks,
+    issuer: config.issuer,
+    audience: config.audience,
+    algorithms: config.jwt.algorithms,
+    cacheMaxEntries: config.jwt.cacheMaxEntries,
+    onCacheLookup: (hit) => metrics.jwtCacheLookup(hit),
+  })
+
+  const minter = new TokenMinter(auth, metrics, config.session.cacheMaxEntries)
+  const pseudo = pseudonymize(config.secret)
+  const guard = createGuard({ metrics, sessions, jwtVerifier, minter, pseudonymize: pseudo })
+  return { sessions, jwks, jwtVerifier, minter, guard, pseudonymize: pseudo }
+}
+
+/** better-auth's hooks, filled in: a new signing key, a deleted session (sign-out, revocation, clean-up). */
+export function connectAuthHooks(hooks: AuthHooks, parts: GatewayAuth, metrics: Metrics, logger: Logger): void {
+  hooks.onSigningKeyCreated = () => parts.jwks.keyCreated()
+  hooks.onSessionDeleted = (s) => {
+    parts.sessions.evictToken(s.token)
+    parts.minter.evict(s.id)
+    metrics.sessionRevoked()
+    logger.info({ event: 'session_revoked', session: parts.pseudonymize(s.id) }, 'audit')
+  }
+}
