@@ -86,6 +86,12 @@ export async function startCluster(t: Test, opts: { databaseUrl: string; upstrea
       '  default_backend gateways',
       'backend gateways',
       '  balance roundrobin',
+      // A GET in flight on a replica that died gets no response: send it to
+      // another replica instead of closing the client's connection (without
+      // this, kill -9 under load failed every in-flight request). Never for a
+      // method that may not be repeated.
+      '  retry-on conn-failure empty-response response-timeout',
+      '  http-request disable-l7-retry if !METH_GET !METH_HEAD',
       '  option httpchk GET /readyz',
       '  http-check expect status 200',
       `  default-server inter ${CHECK_INTERVAL_MS}ms fall ${FALL} rise ${RISE}`,

@@ -76,6 +76,22 @@ for (const mode of ['postgres', 'redis'] as const) {
       t.equal(da.get(seriesKey('authgw_cache_invalidations_total', { kind: 'session', origin: 'local' })), 1)
     })
 
+    t.test('user deletion on A (better-auth: deleteUser, then deleteUserSessions): B refuses the cookie within 1 s', async (t) => {
+      // The gateway leaves better-auth's /delete-user endpoint off; this is the path it takes when on.
+      const c = new Client(a.url)
+      const signUp = await c.signUp(uniqueEmail(`del-${mode}`), PASSWORD)
+      t.equal(signUp.status, 200)
+      const cookie = { cookie: c.cookieHeader }
+      t.equal((await orders(b, cookie)).status, 200, 'B has it cached')
+      const ctx = await a.auth.$context
+      const userId = signUp.body.user.id as string
+      const started = Date.now()
+      await ctx.internalAdapter.deleteUser(userId)
+      await ctx.internalAdapter.deleteUserSessions(userId)
+      await eventually(async () => ((await orders(b, cookie)).status === 401 ? true : undefined), { limitMs: 1000, everyMs: 10, what: 'B refuses the deleted user' })
+      t.ok(Date.now() - started < 1000, 'within 1 s')
+    })
+
     t.test('a key created on A is known to B at once, even inside its unknown-kid cooldown', async (t) => {
       const c = new Client(a.url)
       t.equal((await c.signUp(uniqueEmail(`kid-${mode}`), PASSWORD)).status, 200)
