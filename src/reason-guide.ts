@@ -190,6 +190,16 @@ export const probeFailureGuide = {
     cause: 'the published JWKS, issuer or audience differ from what the gateway signs with',
     check: '`GET /api/auth/jwks` through the load balancer against the token\'s `kid`, `iss` and `aud`',
   },
+  unexpected_answer: {
+    meaning: 'a probe step got a status or body it does not expect, without a reason of the gateway',
+    cause: 'something other than the gateway answers at `PROBE_URL` (a load balancer error page, another service); `PROBE_PATH` not answering 2xx to a signed-in user',
+    check: 'the probe\'s access lines (`probe: true`) for the failing step, and `curl -i` of `PROBE_URL` through the load balancer',
+  },
+  not_revoked: {
+    meaning: 'after sign-out, `/api/auth/get-session` still finds a session for the old cookie',
+    cause: 'sign-out did not delete the session row: a failed write, or reads served by a database replica lagging behind the primary',
+    check: 'the sign-out\'s access line (`probe: true`) and whether the database accepts writes',
+  },
 } as const satisfies Record<string, ReasonGuide>
 
 export type GuideKind = 'unauthorized' | 'unavailable' | 'upstream_failure'

@@ -186,3 +186,44 @@ export type RequestErrorReason = (typeof RequestErrorReason)[keyof typeof Reques
 
 export const valuesOf = <T extends Record<string, string>>(o: T): Array<T[keyof T]> =>
   Object.values(o) as Array<T[keyof T]>
+
+/** The synthetic sign-in probe's steps, in run order (`authgw_probe_*{step}`; docs/adr/0050-sign-in-probe.md). */
+export const ProbeStep = {
+  sign_in: 'sign_in',
+  get_session: 'get_session',
+  cookie_call: 'cookie_call',
+  token: 'token',
+  jwks_verify: 'jwks_verify',
+  bearer_call: 'bearer_call',
+  sign_out: 'sign_out',
+  revoked: 'revoked',
+} as const
+export type ProbeStep = (typeof ProbeStep)[keyof typeof ProbeStep]
+
+export const ProbeRunOutcome = { success: 'success', failure: 'failure' } as const
+export type ProbeRunOutcome = (typeof ProbeRunOutcome)[keyof typeof ProbeRunOutcome]
+
+/**
+ * The probe's own failure reasons, for answers that carry no closed reason of
+ * the gateway: no answer in time, no connection, a JWT that does not verify
+ * against the public JWKS, an answer the step did not expect, a cookie still
+ * accepted after sign-out.
+ */
+export const ProbeOwnReason = {
+  timeout: 'timeout',
+  connect_error: 'connect_error',
+  jwks_verify_failed: 'jwks_verify_failed',
+  unexpected_answer: 'unexpected_answer',
+  not_revoked: 'not_revoked',
+} as const
+
+/** Every value that `authgw_probe_failures_total{reason}` may carry: the gateway's closed reasons and the probe's own. */
+export const ProbeFailureReason = {
+  ...UnauthorizedReason,
+  ...UnavailableReason,
+  ...UpstreamFailureReason,
+  ...RequestErrorReason,
+  ...RateLimitReason,
+  ...ProbeOwnReason,
+} as const
+export type ProbeFailureReason = (typeof ProbeFailureReason)[keyof typeof ProbeFailureReason]

@@ -25,6 +25,7 @@ import { connectionsCheckingInterval, createClientErrorHandler, createConnectHan
 import { createHeaderPolicy } from './proxy/headers.ts'
 import { answerRequestLine } from './proxy/request-target.ts'
 import { proxy } from './proxy/proxy.ts'
+import { PROBE_HEADER, PROBE_REASON_HEADER, createProbeMark } from './probe/mark.ts'
 import { DbOperation } from './reasons.ts'
 import { createAccessLog } from './telemetry/access-log.ts'
 import { secretFingerprint } from './telemetry/fingerprint.ts'
@@ -77,6 +78,7 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
   const gatewayAuth = createGatewayAuth(config, { auth, pool, metrics, cookieNames, readShared: deps.sharedSessionReader })
   const { sessions, jwks, jwtVerifier, minter, guard } = gatewayAuth
 
+  const probeMark = createProbeMark(config.secret)
   const drain = new Drain()
   const app = Fastify(fastifyOptions(config, logger, drain)) as unknown as FastifyInstance
   app.server.on('connect', createConnectHandler(logger))
@@ -91,9 +93,18 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
   // Callback-style hooks: no promise per request on the hot path.
   app.addHook('onRequest', (request, reply, done) => {
     request.authgw = {}
+    const mark = request.headers[PROBE_HEADER]
+    if (mark !== undefined && probeMark.verify(mark, request.method, request.url)) request.authgw.probe = true
     reply.header('x-request-id', request.id)
     access.watch(reply)
     if (!answerRequestLine(request, reply)) done()
+  })
+  // The sign-in probe labels a failed step with the gateway's own reason
+  // (only its marked requests are told; an upstream's answer is sent before this could run).
+  app.addHook('onSend', (request, reply, payload, done) => {
+    const reason = request.authgw?.probe === true ? (request.authgw.reason ?? request.upstream?.failure) : undefined
+    if (reason !== undefined) reply.header(PROBE_REASON_HEADER, reason)
+    done(null, payload)
   })
   app.addHook('onResponse', (request, reply, done) => {
     access.write(request, reply)
@@ -103,7 +114,7 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
   app.setNotFoundHandler(notFoundHandler)
 
   await app.register(cors, { baseUrl: config.baseUrl, trustedOrigins: config.trustedOrigins })
-  await app.register(mountAuth, { auth, metrics, sessions, pool, bodyLimit: config.limits.authBodyBytes, origin: new URL(config.baseUrl).origin })
+  await app.register(mountAuth, { auth, metrics, sessions, probeSignOuts: gatewayAuth.probeSignOuts, pool, bodyLimit: config.limits.authBodyBytes, origin: new URL(config.baseUrl).origin })
   await app.register(proxy, {
     upstreamUrl: config.upstreamUrl,
     publicPaths: config.publicPaths,

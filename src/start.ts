@@ -14,6 +14,8 @@ import { runMigrations } from './db/migrate.ts'
 import { checkConnectivity, createPool, describeDatabase } from './db/pool.ts'
 import { buildMetricsServer } from './metrics-server.ts'
 import { buildServer } from './server.ts'
+import { createProber } from './probe/prober.ts'
+import type { Prober } from './probe/prober.ts'
 import type { Gateway } from './server.ts'
 import { SigningState, createSigningCheck } from './health/signing-check.ts'
 import { DbOperation } from './reasons.ts'
@@ -36,6 +38,8 @@ export type Running = Gateway & {
   /** Base URL the gateway listens on (loopback form). */
   url: string
   metricsUrl: string
+  /** The synthetic sign-in probe, when PROBE_INTERVAL_SECONDS is above 0. */
+  prober: Prober | undefined
   close(): Promise<void>
 }
 
@@ -112,6 +116,14 @@ export async function startGateway(config: ResolvedConfig, opts: { logger: Logge
       await gateway.app.ready()
     }
 
+    // The probe calls the public URL: only once this replica listens.
+    let prober: Prober | undefined
+    if (config.probe.intervalSeconds > 0) {
+      prober = createProber(config, { pool, auth, metrics: gateway.metrics.probe, log, sessionCookie: gateway.sessions.cookieNames.sessionToken })
+      closers.push(() => (prober as Prober).stop())
+      prober.start()
+    }
+
     log.info(
       {
         event: 'startup',
@@ -130,6 +142,8 @@ export async function startGateway(config: ResolvedConfig, opts: { logger: Logge
         demo_page: config.demoApp ? `${config.baseUrl}/` : undefined,
         session_cookie: gateway.sessions.cookieNames.sessionToken,
         ...shared.describe(),
+        // The sign-in probe, when on: where it goes (the path is public, the account's password is not here).
+        probe: prober === undefined ? undefined : { interval_seconds: config.probe.intervalSeconds, url: new URL(config.probe.url ?? config.baseUrl).origin, path: config.probe.path },
       },
       'authgw started',
     )
@@ -145,6 +159,7 @@ export async function startGateway(config: ResolvedConfig, opts: { logger: Logge
       metricsApp,
       url,
       metricsUrl,
+      prober,
       close() {
         closing ??= closeAll()
         return closing

@@ -204,3 +204,23 @@ t.test('every repository file README.md and docs/ name exists (src/ moves under 
   }
   t.ok(named > 40, `${named} file names checked`)
 })
+
+t.test('decision records: MADR sections, a number each rests on, unique numbers, all in the index', async (t) => {
+  const records = readdirSync(join(repoRoot, 'docs/adr'))
+    .filter((f) => /^\d{4}-[a-z0-9-]+\.md$/.test(f))
+    .sort()
+  t.ok(records.length >= 8, `${records.length} ADRs (issue 17 asks for at least 8)`)
+  const numbers = records.map((f) => f.slice(0, 4))
+  t.same(numbers, [...new Set(numbers)], 'no ADR number used twice')
+  const index = readDoc('docs/adr/README.md')
+  for (const file of records) {
+    const text = readDoc(`docs/adr/${file}`)
+    const headings = [...text.matchAll(/^## (.+)$/gm)].map((m) => (m[1] as string).toLowerCase())
+    for (const section of ['context', 'decision', 'consequences']) {
+      t.ok(headings.some((h) => h.startsWith(section)), `${file}: a "${section}" section`)
+    }
+    t.match(text, /^- Status: \w+/m, `${file}: a status`)
+    t.match(text, /\d[\d,.]*\s?(?:µs|ms|s|%|×|x|KiB|MiB)\b|\d[\d,.]* (?:requests|lines|bytes)/, `${file}: rests on a measured number`)
+    t.ok(index.includes(`](${file})`), `docs/adr/README.md lists ${file}`)
+  }
+})

@@ -9,6 +9,7 @@ import type { Guard } from '../../src/auth/guard.ts'
 import { Mechanism, UnauthorizedSource, UpstreamFailureReason, UpstreamRejectReason } from '../../src/reasons.ts'
 import type { UpstreamFailureReason as FailureReason } from '../../src/reasons.ts'
 import type { Metrics } from '../../src/telemetry/metrics.ts'
+import { noteUpstreamFailure } from '../../src/telemetry/tracing.ts'
 import { RequestErrorReason } from '../../src/reasons.ts'
 import { stripHopByHop } from './proxy-reply-from-headers.ts'
 import type { HeaderPolicy } from './proxy-reply-from-headers.ts'
@@ -27,12 +28,6 @@ export type ProxyOptions = {
   metrics: Metrics
 }
 
-declare module 'fastify' {
-  interface FastifyRequest {
-    upstreamJwt?: string
-    upstreamStartedAt?: number
-  }
-}
 
 /** Map an undici/reply-from error to the upstream failure reason and status. */
 export function classifyUpstreamError(error: unknown): { reason: FailureReason; status: 502 | 504 } {
@@ -70,7 +65,7 @@ async function proxyPlugin(app: FastifyInstance, opts: ProxyOptions) {
   })
 
   const onResponse = (request: FastifyRequest, reply: FastifyReply, res: { statusCode: number; stream: NodeJS.ReadableStream }): void => {
-    const started = request.upstreamStartedAt ?? performance.now()
+    const started = request.upstream?.startedAt ?? performance.now()
     metrics.observeUpstream(res.statusCode, (performance.now() - started) / 1000)
     if (res.statusCode === 401) {
       // Every 401 is counted, including an upstream's on a PUBLIC_PATHS route (mechanism none).
@@ -87,7 +82,8 @@ async function proxyPlugin(app: FastifyInstance, opts: ProxyOptions) {
     const { reason, status } = classifyUpstreamError(error)
     metrics.upstreamFailure(reason, exemplarOf())
     const request = reply.request
-    request.authgw.detail = { ...request.authgw.detail, upstreamFailure: reason }
+    ;(request.upstream ??= {}).failure = reason
+    noteUpstreamFailure(request, reason)
     request.log.warn({ reason, err: { type: error instanceof Error ? error.name : 'unknown', code: (error as { code?: string })?.code } }, 'upstream failed')
     reply.code(status).send({ error: status === 504 ? 'gateway_timeout' : 'bad_gateway', reason, requestId: request.id })
   }
@@ -101,7 +97,7 @@ async function proxyPlugin(app: FastifyInstance, opts: ProxyOptions) {
       if (isPublicPath(request.url, opts.publicPaths)) return
       const jwt = await guard(request, reply)
       if (jwt === undefined) return reply
-      request.upstreamJwt = jwt
+      ;(request.upstream ??= {}).jwt = jwt
     })
     scope.all(PROXY_ROUTE, async (request, reply) => {
       const path = upstreamPath(request.url)
@@ -109,12 +105,12 @@ async function proxyPlugin(app: FastifyInstance, opts: ProxyOptions) {
         request.authgw.reason = RequestErrorReason.bad_request
         return reply.code(400).send({ error: RequestErrorReason.bad_request, reason: RequestErrorReason.bad_request, requestId: request.id })
       }
-      const jwt = request.upstreamJwt
+      const jwt = request.upstream?.jwt
       // The body exactly as received. Left to itself, reply-from would
       // JSON.stringify a Buffer body whose Content-Type is JSON
       // (`{"type":"Buffer","data":[…]}`) and drop Content-Type parameters.
       const body = request.body instanceof Buffer && request.body.length > 0 ? request.body : undefined
-      request.upstreamStartedAt = performance.now()
+      ;(request.upstream ??= {}).startedAt = performance.now()
       return reply.from(path, {
         ...(body === undefined ? {} : { body, contentType: request.headers['content-type'] ?? 'application/octet-stream' }),
         rewriteRequestHeaders: (_req, headers) => headerPolicy.rewrite(request, headers, jwt),

@@ -1,6 +1,6 @@
 // On-call overview: is the gateway serving, who gets 401s and why, and are
 // its dependencies (session store, JWKS, upstream) healthy.
-import { dashboard, quantile, rate, sel } from './grafana.ts'
+import { dashboard, increase, quantile, rate, sel } from './grafana.ts'
 import type { BuiltDashboard } from './grafana.ts'
 
 const REQUESTS = 'authgw_http_request_duration_seconds_count'
@@ -235,6 +235,69 @@ export function overviewDashboard(): BuiltDashboard {
             w: 8,
             stack: true,
             targets: [{ expr: `sum by (outcome, reason) (${rate('authgw_sign_in_attempts_total')})`, legend: '{{outcome}} {{reason}}' }],
+          },
+        ],
+      },
+      {
+        row: 'Sign-in probe',
+        panels: [
+          {
+            type: 'stat',
+            title: 'Probe up',
+            description: 'Whether the last run of the synthetic sign-in probe passed every step (1) on the replica that runs it (PROBE_INTERVAL_SECONDS; one replica per database). 0 on every replica: the login path is broken (AuthGatewayProbeFailing).',
+            unit: 'none',
+            w: 4,
+            h: 6,
+            thresholds: [
+              [0, 'red'],
+              [1, 'green'],
+            ],
+            targets: [`max(${sel('authgw_probe_up')})`],
+          },
+          {
+            type: 'stat',
+            title: 'Since the last probe success',
+            description: 'Age of the newest successful probe run on any replica. Growing while runs fail: the login path is broken; growing with no runs at all: the probe stopped (AuthGatewayProbeStale).',
+            unit: 's',
+            w: 4,
+            h: 6,
+            thresholds: [[90, 'red']],
+            // Empty until a probe run succeeded (PROBE_INTERVAL_SECONDS=0: always).
+            targets: [{ expr: `time() - max(${sel('authgw_probe_last_success_timestamp_seconds')} > 0)`, mayBeEmpty: true }],
+          },
+          {
+            type: 'timeseries',
+            title: 'Probe runs by outcome',
+            description: 'Probe runs per second by outcome (success, failure), per replica: the replica holding the probe lock runs it.',
+            unit: 'ops',
+            w: 8,
+            h: 6,
+            targets: [{ expr: `sum by (instance, outcome) (${rate('authgw_probe_runs_total')})`, legend: '{{instance}} {{outcome}}' }],
+          },
+          {
+            type: 'timeseries',
+            title: 'Probe step duration p95',
+            description: 'Duration of each probe step (sign_in, get_session, cookie_call, token, jwks_verify, bearer_call, sign_out, revoked) through PROBE_URL, failed steps included; a step at PROBE_STEP_TIMEOUT_MS timed out.',
+            unit: 's',
+            w: 8,
+            h: 6,
+            // Only steps that ran in the window: empty, not NaN, where the probe is off.
+            targets: [
+              {
+                expr: `${quantile(0.95, 'authgw_probe_step_duration_seconds', ['step'])} and on (step) sum by (step) (${rate('authgw_probe_step_duration_seconds_count')}) > 0`,
+                legend: '{{step}}',
+                mayBeEmpty: true,
+              },
+            ],
+          },
+          {
+            type: 'timeseries',
+            title: 'Probe failures by step and reason',
+            description: 'Failed probe runs by the step that failed and its reason: the closed reason the gateway answered (reasons table; upstream_rejected for an upstream 401) or the probe\'s own timeout, connect_error, jwks_verify_failed, unexpected_answer, not_revoked. The runbook explains each step.',
+            unit: 'short',
+            w: 24,
+            h: 6,
+            targets: [{ expr: `sum by (step, reason) (${increase('authgw_probe_failures_total')}) > 0`, legend: '{{step}} {{reason}}', mayBeEmpty: true }],
           },
         ],
       },

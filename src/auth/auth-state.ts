@@ -8,6 +8,8 @@ export type AuthState = {
   reason?: string
   source?: UnauthorizedSource
   userId?: string
+  /** A request of the synthetic sign-in probe (verified mark): counted on the probe's series only. */
+  probe?: boolean
   authEndpoint?: string
   /** Extra fields for the one log line (cookie names, origin …). */
   detail?: Record<string, unknown>

@@ -7,6 +7,7 @@ import type { UnauthorizedReason, UnavailableReason } from '../reasons.ts'
 import type { AuthState } from './auth-state.ts'
 import { Attr } from '../telemetry/attributes.ts'
 import type { Metrics } from '../telemetry/metrics.ts'
+import { metricsFor } from '../telemetry/probe-traffic.ts'
 import { activeSpan, activeTraceIds } from '../telemetry/tracing.ts'
 
 export type { AuthState } from './auth-state.ts'
@@ -29,7 +30,8 @@ function annotate(request: FastifyRequest, state: AuthState): void {
   }
 }
 
-export function allow(metrics: Metrics, request: FastifyRequest, mechanism: Mechanism, userId: string | undefined): void {
+export function allow(all: Metrics, request: FastifyRequest, mechanism: Mechanism, userId: string | undefined): void {
+  const metrics = metricsFor(all, request.authgw.probe)
   metrics.decision(mechanism, Outcome.allowed)
   annotate(request, { mechanism, outcome: Outcome.allowed, userId })
 }
@@ -39,24 +41,26 @@ export function allow(metrics: Metrics, request: FastifyRequest, mechanism: Mech
  * annotate the request; the caller sends the response.
  */
 export function recordUnauthorized(
-  metrics: Metrics,
+  all: Metrics,
   request: FastifyRequest,
   source: UnauthorizedSource,
   mechanism: Mechanism,
   reason: UnauthorizedReason,
 ): void {
+  const metrics = metricsFor(all, request.authgw.probe)
   metrics.unauthorized(source, mechanism, reason, exemplarOf())
   annotate(request, { mechanism, outcome: Outcome.denied, reason, source })
 }
 
 /** Deny a request on a protected route: 401 with the reason. */
 export function deny(
-  metrics: Metrics,
+  all: Metrics,
   request: FastifyRequest,
   reply: FastifyReply,
   mechanism: Mechanism,
   reason: UnauthorizedReason,
 ): FastifyReply {
+  const metrics = metricsFor(all, request.authgw.probe)
   const e = exemplarOf()
   metrics.decision(mechanism, Outcome.denied)
   metrics.unauthorized(UnauthorizedSource.gateway, mechanism, reason, e)
@@ -74,12 +78,13 @@ export function deny(
 
 /** The decision could not be made (store or keys unavailable): 503, never 401. */
 export function unavailable(
-  metrics: Metrics,
+  all: Metrics,
   request: FastifyRequest,
   reply: FastifyReply,
   mechanism: Mechanism,
   reason: UnavailableReason,
 ): FastifyReply {
+  const metrics = metricsFor(all, request.authgw.probe)
   metrics.decision(mechanism, Outcome.error)
   metrics.unavailable(mechanism, reason, exemplarOf())
   annotate(request, { mechanism, outcome: Outcome.error, reason })

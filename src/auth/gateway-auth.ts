@@ -18,6 +18,7 @@ import { JwksStore } from './jwks.ts'
 import type { Jwk } from './jwks.ts'
 import { JwtVerifier } from './jwt.ts'
 import { TokenMinter } from './minter.ts'
+import { ProbeSignOuts } from '../telemetry/probe-traffic.ts'
 import { SessionValidator } from './session.ts'
 import type { CookieNames } from './session.ts'
 
@@ -29,6 +30,8 @@ export type GatewayAuth = {
   guard: Guard
   /** User and session ids as they may appear in logs. */
   pseudonymize: (id: string) => string
+  /** Sessions the sign-in probe is ending: not counted as revocations. */
+  probeSignOuts: ProbeSignOuts
 }
 
 export function createGatewayAuth(
@@ -80,7 +83,7 @@ export function createGatewayAuth(
   const minter = new TokenMinter(auth, metrics, config.session.cacheMaxEntries)
   const pseudo = pseudonymize(config.secret)
   const guard = createGuard({ metrics, sessions, jwtVerifier, minter, pseudonymize: pseudo })
-  return { sessions, jwks, jwtVerifier, minter, guard, pseudonymize: pseudo }
+  return { sessions, jwks, jwtVerifier, minter, guard, pseudonymize: pseudo, probeSignOuts: new ProbeSignOuts() }
 }
 
 /** better-auth's hooks, filled in: a new signing key, a deleted session (sign-out, revocation, clean-up). */
@@ -89,7 +92,7 @@ export function connectAuthHooks(hooks: AuthHooks, parts: GatewayAuth, metrics: 
   hooks.onSessionDeleted = (s) => {
     parts.sessions.evictToken(s.token)
     parts.minter.evict(s.id)
-    metrics.sessionRevoked()
+    if (!parts.probeSignOuts.has(s.token)) metrics.sessionRevoked()
     logger.info({ event: 'session_revoked', session: parts.pseudonymize(s.id) }, 'audit')
   }
 }

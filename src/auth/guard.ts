@@ -103,7 +103,7 @@ export function createGuard(deps: GuardDeps): Guard {
       }
       let token: string
       try {
-        token = await minter.tokenFor(result.identity)
+        token = await minter.tokenFor(result.identity, request.authgw.probe)
       } catch (err) {
         if (err instanceof TokenMintError) {
           const reason = err.reason === 'signing_failed' ? UnavailableReason.jwks_unavailable : UnavailableReason.store_unavailable

@@ -8,6 +8,7 @@ import { DbOperation, TokenIssueFailureReason, TokenKind, TokenVia } from '../re
 import type { TokenIssueFailureReason as FailureReason } from '../reasons.ts'
 import { Attr, SpanName } from '../telemetry/attributes.ts'
 import type { Metrics } from '../telemetry/metrics.ts'
+import { metricsFor } from '../telemetry/probe-traffic.ts'
 import { inSpan } from '../telemetry/tracing.ts'
 import { exemplarOf } from './decision.ts'
 import type { Auth } from './better-auth.ts'
@@ -26,17 +27,19 @@ export class TokenMintError extends Error {
 const RENEW_BEFORE_EXPIRY_MS = 60_000
 
 type Minted = { token: string; kid: string | undefined }
+/** The probe's sessions mint like any other, counted on no user-facing series. */
+type MintContext = SessionIdentity & { probe?: boolean }
 
 export class TokenMinter {
   readonly #auth: Auth
   readonly #metrics: Metrics
   /** Per session id; single-flight: concurrent requests of one session share one signing. */
-  readonly #cache: LRUCache<string, Minted, SessionIdentity>
+  readonly #cache: LRUCache<string, Minted, MintContext>
 
   constructor(auth: Auth, metrics: Metrics, maxEntries: number) {
     this.#auth = auth
     this.#metrics = metrics
-    this.#cache = new LRUCache<string, Minted, SessionIdentity>({
+    this.#cache = new LRUCache<string, Minted, MintContext>({
       max: maxEntries,
       // Each entry's ttl is set from the token's own expiry.
       ttl: RENEW_BEFORE_EXPIRY_MS,
@@ -48,10 +51,10 @@ export class TokenMinter {
     })
   }
 
-  async tokenFor(identity: SessionIdentity): Promise<string> {
+  async tokenFor(identity: SessionIdentity, probe?: boolean): Promise<string> {
     for (let attempt = 1; ; attempt++) {
       try {
-        const minted = await this.#cache.fetch(identity.sessionId, { context: identity })
+        const minted = await this.#cache.fetch(identity.sessionId, { context: probe === true ? { ...identity, probe } : identity })
         if (minted !== undefined) return minted.token
       } catch (err) {
         if (err instanceof TokenMintError || attempt >= 2) throw err
@@ -75,7 +78,8 @@ export class TokenMinter {
     for (const [sessionId] of stale) this.#cache.delete(sessionId)
   }
 
-  async #mint(identity: SessionIdentity): Promise<Minted> {
+  async #mint(identity: MintContext): Promise<Minted> {
+    const metrics = metricsFor(this.#metrics, identity.probe)
     return inSpan(SpanName.tokenMint, { [Attr.mechanism]: 'session' }, async (span) => {
       let token: string
       try {
@@ -90,12 +94,12 @@ export class TokenMinter {
         token = res.token
       } catch (err) {
         const reason = mintFailureReason(err)
-        if (reason === TokenIssueFailureReason.store_unavailable) this.#metrics.dbError(DbOperation.token_mint)
-        this.#metrics.tokenIssueFailure(reason, exemplarOf())
+        if (reason === TokenIssueFailureReason.store_unavailable) metrics.dbError(DbOperation.token_mint)
+        metrics.tokenIssueFailure(reason, exemplarOf())
         span?.setAttribute(Attr.reason, reason)
         throw new TokenMintError(reason, err)
       }
-      this.#metrics.tokenIssued(TokenKind.jwt, TokenVia.gateway_exchange)
+      metrics.tokenIssued(TokenKind.jwt, TokenVia.gateway_exchange)
       span?.setAttribute(Attr.outcome, 'allowed')
       return { token, kid: headerOf(token).kid }
     })

@@ -14,6 +14,8 @@ import { StoreUnavailableError } from '../errors.ts'
 import { DbOperation } from '../reasons.ts'
 import { Attr } from '../telemetry/attributes.ts'
 import type { Metrics } from '../telemetry/metrics.ts'
+import { metricsFor } from '../telemetry/probe-traffic.ts'
+import type { ProbeSignOuts } from '../telemetry/probe-traffic.ts'
 import { activeSpan } from '../telemetry/tracing.ts'
 import { countRateLimited, countSignIn, countTokens } from './accounting.ts'
 import { auditAuthEvent } from './audit.ts'
@@ -24,6 +26,7 @@ import { setAuthResponse, toAuthRequest } from './exchange.ts'
 import type { AuthExchange, AuthResponseStep } from './exchange.ts'
 import { countNullSession, countUnauthorized } from './refusals.ts'
 import { AuthRoute, SESSION_ROUTES, authPath, authRouteLabel } from './routes.ts'
+import { parseCookieHeader } from './session.ts'
 import type { SessionValidator } from './session.ts'
 import { SessionRefresher } from './session-refresh.ts'
 import { createSessionVerdicts } from './session-verdict.ts'
@@ -36,6 +39,8 @@ export type MountOptions = {
   auth: Auth
   metrics: Metrics
   sessions: SessionValidator
+  /** Sessions the sign-in probe is ending (gateway-auth.ts): not counted as revocations. */
+  probeSignOuts?: ProbeSignOuts
   pool: Pool
   bodyLimit: number
   /** Origin of BETTER_AUTH_URL: better-auth's request URL never comes from the client's Host. */
@@ -61,13 +66,15 @@ export const AUTH_RESPONSE_STEPS: readonly AuthResponseStep[] = [
 const PRECHECKED_ROUTES: ReadonlySet<string> = new Set([AuthRoute.token, AuthRoute.getSession])
 
 async function mountPlugin(app: FastifyInstance, opts: MountOptions) {
-  const { auth, metrics, sessions } = opts
+  const { auth, sessions } = opts
   // better-auth and the gateway's session path meet here: the gateway extends
   // sessions through better-auth's getSession, with better-auth's settings.
-  sessions.extendSessionsWith(new SessionRefresher(auth, { onStoreError: () => metrics.dbError(DbOperation.session_refresh) }))
+  sessions.extendSessionsWith(new SessionRefresher(auth, { onStoreError: () => opts.metrics.dbError(DbOperation.session_refresh) }))
   const verdicts = createSessionVerdicts(sessions)
 
   async function handleAuth(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+    // The probe's requests are counted on its own series only.
+    const metrics = metricsFor(opts.metrics, request.authgw.probe)
     const route = labelAuthRequest(request)
     if (authPath(request.url) === undefined) return refuseNonCanonical(request, reply)
 
@@ -79,7 +86,10 @@ async function mountPlugin(app: FastifyInstance, opts: MountOptions) {
       return storeUnavailable(metrics, request, reply, route)
     }
 
-    const { status, body } = await setAuthResponse(reply, await auth.handler(toAuthRequest(request, opts.origin)))
+    const probeToken = request.authgw.probe === true && route === AuthRoute.signOut ? sessionTokenOf(sessions, request) : undefined
+    const handle = () => auth.handler(toAuthRequest(request, opts.origin))
+    const answer = opts.probeSignOuts === undefined ? await handle() : await opts.probeSignOuts.during(probeToken, handle)
+    const { status, body } = await setAuthResponse(reply, answer)
     const x: AuthExchange = { request, reply, route, status, body, known }
 
     try {
@@ -136,3 +146,11 @@ async function sessionRefusal(verdicts: SessionVerdicts, x: AuthExchange) {
 }
 
 export const mountAuth = fp(mountPlugin, { name: 'authgw-better-auth', fastify: '5.x' })
+
+/** The session token of a request's own session cookie, when its signature verifies. */
+function sessionTokenOf(sessions: SessionValidator, request: FastifyRequest): string | undefined {
+  const found = sessions.findToken(parseCookieHeader(request.headers.cookie))
+  if (found === undefined || !('value' in found)) return undefined
+  const verified = sessions.verifyCookie(found.value)
+  return 'token' in verified ? verified.token : undefined
+}

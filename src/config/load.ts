@@ -46,6 +46,8 @@ export type Config = {
     keepAliveTimeoutMs: number
   }
   shutdown: { drainMs: number; delayMs: number }
+  /** The synthetic sign-in probe; `url` undefined means BETTER_AUTH_URL. */
+  probe: { intervalSeconds: number; url: string | undefined; path: string; stepTimeoutMs: number }
   authRateLimit: boolean
   /** LISTEN/NOTIFY invalidation when there is no Redis. */
   databaseListen: boolean
@@ -78,6 +80,7 @@ export class ConfigError extends AuthgwError {
 /** RFC 6265bis caps cookie lifetimes at 400 days; better-call refuses a larger Max-Age. */
 const MAX_COOKIE_AGE_SECONDS = 34_560_000
 const ALGORITHMS = new Set(['EdDSA', 'ES256', 'RS256', 'PS256'])
+const MIN_PROBE_INTERVAL_SECONDS = 5
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
 
 type Env = Record<string, string | undefined>
@@ -86,6 +89,7 @@ type Env = Record<string, string | undefined>
 const TRAILING_SLASH = {
   BETTER_AUTH_URL: 'better-auth would answer 404 on every /api/auth route',
   UPSTREAM_URL: 'every proxied path would reach the upstream with a double slash',
+  PROBE_URL: 'every probe call would go to a path with a double slash',
 } as const
 
 /** The development listen address: nothing outside this machine can connect. */
@@ -160,6 +164,15 @@ export function loadConfig(env: Env, opts: LoadOptions = {}): Readonly<Config> {
   const baseUrl = url('BETTER_AUTH_URL', { required: production, noTrailingSlash: 'BETTER_AUTH_URL' })
   const upstreamUrl = url('UPSTREAM_URL', { required: production, noTrailingSlash: 'UPSTREAM_URL' })
   const jwksUrl = url('BETTER_AUTH_JWKS_URL', { required: false })
+  const probeUrl = url('PROBE_URL', { required: false, noTrailingSlash: 'PROBE_URL' })
+  const probeInterval = int('PROBE_INTERVAL_SECONDS', 0, 0, 86_400)
+  if (probeInterval > 0 && probeInterval < MIN_PROBE_INTERVAL_SECONDS) {
+    problems.push(`PROBE_INTERVAL_SECONDS must be 0 (off) or at least ${MIN_PROBE_INTERVAL_SECONDS} (got ${probeInterval})`)
+  }
+  const probePath = str('PROBE_PATH') ?? '/api/me'
+  if (!probePath.startsWith('/api/') || probePath.startsWith('/api/auth/') || probePath === '/api/auth' || /[?#\s]/.test(probePath)) {
+    problems.push('PROBE_PATH must be a path under /api/ (not under /api/auth/), without query string or fragment')
+  }
 
   const secret = str('BETTER_AUTH_SECRET')
   if (secret === undefined) {
@@ -258,6 +271,7 @@ export function loadConfig(env: Env, opts: LoadOptions = {}): Readonly<Config> {
       keepAliveTimeoutMs: int('KEEP_ALIVE_TIMEOUT_MS', 72_000, 1),
     },
     shutdown: { drainMs: int('SHUTDOWN_DRAIN_MS', 10_000), delayMs: int('SHUTDOWN_DELAY_MS', 0) },
+    probe: { intervalSeconds: probeInterval, url: probeUrl, path: probePath, stepTimeoutMs: int('PROBE_STEP_TIMEOUT_MS', 5_000, 100, 60_000) },
     authRateLimit: bool('AUTH_RATE_LIMIT', production),
     databaseListen: bool('DATABASE_LISTEN', true),
     rateLimitStorage: rateLimitStorage(str('RATE_LIMIT_STORAGE'), { redis: redisUrl !== undefined, production }, problems),

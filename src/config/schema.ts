@@ -62,6 +62,10 @@ export const settings: readonly Setting[] = [
   { name: 'SHUTDOWN_DELAY_MS', default: '`0`', description: 'On SIGTERM, how long /readyz reports 503 before the listener closes (lets load balancers notice).' },
   { name: 'AUTH_RATE_LIMIT', default: '`on` in production, else `off`', description: "better-auth's rate limiter (sign-in: 3 per 10 s per client IP)." },
   { name: 'DEMO_APP', default: '`on` outside production', description: 'Serve the demo sign-in page at `/`.' },
+  { name: 'PROBE_INTERVAL_SECONDS', default: '`0` (off)', description: 'Seconds between runs of the synthetic sign-in probe (sign in, session, cookie call, token, JWKS verification, Bearer call, sign-out, revocation) through `PROBE_URL`; one replica per database runs it. `0` turns it off; otherwise at least 5.' },
+  { name: 'PROBE_URL', default: '`BETTER_AUTH_URL`', description: 'Base URL the probe calls: the public address as this replica reaches it, so it crosses the load balancer as a user does; a `BETTER_AUTH_JWKS_URL` under `BETTER_AUTH_URL` is fetched through it too. No trailing slash.' },
+  { name: 'PROBE_PATH', default: '`/api/me`', description: 'Protected path the probe calls with its cookie and with its JWT; must answer 2xx to a signed-in user. Under `/api/`, not under `/api/auth/`.' },
+  { name: 'PROBE_STEP_TIMEOUT_MS', default: '`5000`', description: 'Time each probe step may take before it fails with reason `timeout`.' },
   { name: 'LOG_LEVEL', default: '`info`', description: 'pino log level.' },
   { name: 'LOG_SYNC', default: '`false`', description: '`true` writes every log line to stdout before the request completes. Default: 4 KiB batches, written at least every 250 ms and flushed at exit (SIGKILL can lose the last batch).' },
 ]

@@ -8,6 +8,7 @@ import type { Guard } from '../auth/guard.ts'
 import { Mechanism, UnauthorizedSource, UpstreamFailureReason, UpstreamRejectReason } from '../reasons.ts'
 import type { UpstreamFailureReason as FailureReason } from '../reasons.ts'
 import type { Metrics } from '../telemetry/metrics.ts'
+import { metricsFor } from '../telemetry/probe-traffic.ts'
 import { RequestErrorReason } from '../reasons.ts'
 import { noteUpstreamFailure } from '../telemetry/tracing.ts'
 import type { HeaderPolicy } from './headers.ts'
@@ -60,7 +61,9 @@ export function classifyUpstreamError(error: unknown): { reason: FailureReason; 
 }
 
 async function proxyPlugin(app: FastifyInstance, opts: ProxyOptions) {
-  const { metrics, guard, headerPolicy } = opts
+  const { guard, headerPolicy } = opts
+  // The probe's requests are counted on its own series only.
+  const metricsOf = (request: FastifyRequest) => metricsFor(opts.metrics, request.authgw.probe)
   const upstreamHost = new URL(opts.upstreamUrl).host
   const pool = createUpstreamPool(new URL(opts.upstreamUrl).origin, opts)
   app.decorateRequest('upstream', undefined)
@@ -73,23 +76,23 @@ async function proxyPlugin(app: FastifyInstance, opts: ProxyOptions) {
     responseStarted(reply, statusCode) {
       const request = reply.request
       const started = request.upstream?.startedAt ?? performance.now()
-      metrics.observeUpstream(statusCode, (performance.now() - started) / 1000)
+      metricsOf(request).observeUpstream(statusCode, (performance.now() - started) / 1000)
       if (statusCode === 401) {
         // Every 401 is counted, including an upstream's on a PUBLIC_PATHS route (mechanism none).
-        recordUnauthorized(metrics, request, UnauthorizedSource.upstream, request.authgw.mechanism ?? Mechanism.none, UpstreamRejectReason.upstream_rejected)
+        recordUnauthorized(opts.metrics, request, UnauthorizedSource.upstream, request.authgw.mechanism ?? Mechanism.none, UpstreamRejectReason.upstream_rejected)
       }
     },
     failedBeforeResponse(reply, error) {
       const { reason, status } = classifyUpstreamError(error)
-      metrics.upstreamFailure(reason, exemplarOf())
       const request = reply.request
+      metricsOf(request).upstreamFailure(reason, exemplarOf())
       recordFailure(request, reason)
       request.log.warn({ reason, err: { type: error.name, code: (error as { code?: string }).code } }, 'upstream failed')
       reply.code(status).send({ error: status === 504 ? 'gateway_timeout' : 'bad_gateway', reason, requestId: request.id })
     },
     retried(reply, reason, error) {
-      metrics.upstreamRetry(reason)
       const request = reply.request
+      metricsOf(request).upstreamRetry(reason)
       upstreamState(request).retry = reason
       request.log.info({ reason, err: { type: error.name, code: (error as { code?: string }).code } }, 'upstream retried')
     },
@@ -97,7 +100,7 @@ async function proxyPlugin(app: FastifyInstance, opts: ProxyOptions) {
       // Headers are already on their way: the client sees a cut response,
       // and the access line (written on 'close') names the reason.
       const { reason } = classifyUpstreamError(error)
-      metrics.upstreamFailure(reason, exemplarOf())
+      metricsOf(reply.request).upstreamFailure(reason, exemplarOf())
       recordFailure(reply.request, reason)
     },
   }

@@ -6,6 +6,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Outcome, RequestOutcome } from '../reasons.ts'
 import { withoutQuery } from '../proxy/request-target.ts'
 import type { Metrics } from './metrics.ts'
+import { metricsFor } from './probe-traffic.ts'
 import { routeLabel } from './route-label.ts'
 
 /** nginx's status for a request whose client closed the connection before the answer was complete. */
@@ -32,8 +33,8 @@ export function createAccessLog(metrics: Metrics): AccessLog {
     const seconds = reply.elapsedTime / 1000
     // Captured when the request span started: its context is gone by now.
     const ids = request.tracing?.ids
-    metrics.observeRequest(request.method, route, status, seconds, ids ? { trace_id: ids.trace_id } : undefined)
     const a = request.authgw
+    metricsFor(metrics, a.probe).observeRequest(request.method, route, status, seconds, ids ? { trace_id: ids.trace_id } : undefined)
     // reqId comes from the request's child logger.
     const line = {
       method: request.method,
@@ -46,6 +47,7 @@ export function createAccessLog(metrics: Metrics): AccessLog {
       reason: a.reason,
       source: a.source,
       user: a.userId,
+      probe: a.probe,
       trace_id: ids?.trace_id,
       span_id: ids?.span_id,
       ...a.detail,

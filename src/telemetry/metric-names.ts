@@ -35,6 +35,12 @@ export const MetricName = {
   coherenceModeInfo: 'authgw_coherence_mode_info',
   invalidationBusUp: 'authgw_invalidation_bus_up',
   rateLimitStoreFailures: 'authgw_rate_limit_store_failures_total',
+  // the synthetic sign-in probe (docs/adr/0050-sign-in-probe.md)
+  probeRuns: 'authgw_probe_runs_total',
+  probeLastSuccess: 'authgw_probe_last_success_timestamp_seconds',
+  probeStepDuration: 'authgw_probe_step_duration_seconds',
+  probeFailures: 'authgw_probe_failures_total',
+  probeUp: 'authgw_probe_up',
 } as const
 
 /** Prefix of the process metrics prom-client collects (`authgw_process_…`, `authgw_nodejs_…`). */

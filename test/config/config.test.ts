@@ -179,3 +179,22 @@ t.test('check-config: passes against a running gateway, fails with a readable re
   t.equal(r.status, 0, r.stdout + r.stderr)
   t.notOk(r.stdout.includes(gw.config.secret))
 })
+
+t.test('probe settings: off by default, validated together with everything else', async (t) => {
+  const base = { NODE_ENV: 'test', BETTER_AUTH_URL: 'http://localhost:3000' }
+  const dflt = loadConfig(base)
+  t.same(dflt.probe, { intervalSeconds: 0, url: undefined, path: '/api/me', stepTimeoutMs: 5000 }, 'off, PROBE_URL falls back to BETTER_AUTH_URL, /api/me')
+  const set = loadConfig({ ...base, PROBE_INTERVAL_SECONDS: '15', PROBE_URL: 'https://lb.example.com', PROBE_PATH: '/api/health/deep', PROBE_STEP_TIMEOUT_MS: '2000' })
+  t.same(set.probe, { intervalSeconds: 15, url: 'https://lb.example.com', path: '/api/health/deep', stepTimeoutMs: 2000 })
+  try {
+    loadConfig({ ...base, PROBE_INTERVAL_SECONDS: '2', PROBE_URL: 'ftp://lb/', PROBE_PATH: '/api/auth/get-session', PROBE_STEP_TIMEOUT_MS: 'soon' })
+    t.fail('should throw')
+  } catch (err) {
+    t.ok(err instanceof ConfigError)
+    const problems = (err as ConfigError).problems.join('\n')
+    for (const fragment of ['PROBE_INTERVAL_SECONDS must be 0 (off) or at least 5', 'PROBE_URL must be an http(s) URL', 'PROBE_URL must not end with a slash', 'PROBE_PATH must be a path under /api/', 'PROBE_STEP_TIMEOUT_MS must be an integer']) {
+      t.ok(problems.includes(fragment), `reports: ${fragment}`)
+    }
+  }
+  t.throws(() => loadConfig({ ...base, PROBE_PATH: '/api/me?x=1' }), ConfigError, 'a query string is refused')
+})

@@ -87,6 +87,9 @@ t.test('gateways', async (t) => {
     METRICS_PORT: '9464',
     OTEL_EXPORTER_OTLP_ENDPOINT: 'http://otel-collector:4318',
     NODE_ENV: 'production',
+    // The sign-in probe (issue 15), through the load balancer.
+    PROBE_INTERVAL_SECONDS: '15',
+    PROBE_URL: 'http://lb:8080',
   }
   for (const name of ['gateway-a', 'gateway-b', 'gateway-c']) {
     const s = svc(name)
@@ -301,4 +304,12 @@ t.test('load balancer', async (t) => {
   for (const g of ['gateway-a', 'gateway-b', 'gateway-c']) t.match(cfg, new RegExp(`^\\s*server ${g} ${g}:${port}$`, 'm'), `${g} in the pool`)
   t.match(cfg, /http-check send meth GET uri \/readyz/, 'health-checks the gateways on readiness (a draining replica leaves the pool)')
   t.match(cfg, /init-addr [a-z,]*none/, 'a missing replica does not stop HAProxy')
+  // The gateways trust exactly this hop (docs/deployment.md, "TLS termination and TRUST_PROXY").
+  for (const g of ['gateway-a', 'gateway-b']) {
+    t.equal(svc(g).environment?.TRUST_PROXY, '1', `${g} believes one proxy hop`)
+    t.notOk(svc(g).ports, `${g} publishes no port: every request comes through the load balancer`)
+  }
+  t.match(cfg, /^\s*option forwardfor$/m, 'appends the client address to X-Forwarded-For')
+  t.match(cfg, /^\s*http-request set-header X-Forwarded-Proto \S+$/m, 'sets X-Forwarded-Proto itself')
+  t.match(cfg, /^\s*http-request del-header X-Forwarded-Host$/m, 'drops a client-sent X-Forwarded-Host')
 })
