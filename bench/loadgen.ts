@@ -12,7 +12,8 @@ import autocannon from 'autocannon'
 import { Pool } from 'undici'
 
 export type Job = {
-  kind: 'closed' | 'open'
+  /** sweep: every header set exactly once, `connections` at a time (fills the caches with N distinct credentials) */
+  kind: 'closed' | 'open' | 'sweep'
   /** Origin, e.g. http://127.0.0.1:3000 */
   origin: string
   path: string
@@ -23,6 +24,13 @@ export type Job = {
   seconds: number
   /** open only: requests per second */
   rate?: number
+  /**
+   * closed only: 'undici' runs the closed loop over an undici Pool instead of
+   * autocannon (which keeps a serialised copy of every header set per
+   * connection: too much for 100,000 distinct credentials). Each request takes
+   * the next header set of one shared cycle, so N sets are each used once per N requests.
+   */
+  engine?: 'autocannon' | 'undici'
   /** Processes whose CPU time is sampled around the measured phase. */
   pids: Record<string, number>
 }
@@ -137,7 +145,48 @@ async function closedPhase(job: Job, seconds: number, record: boolean): Promise<
   return { latencies, status, errors, requests, wall: (performance.now() - started) / 1000 }
 }
 
+/** A closed loop over an undici Pool: `connections` workers, each sending its next request when the last one answered. */
+async function undiciClosedPhase(pool: Pool, job: Job, seconds: number, record: boolean, cursor: { next: number }) {
+  const latencies = new Samples()
+  const status: Record<string, number> = {}
+  let requests = 0
+  let errors = 0
+  const n = job.headers.length
+  const started = performance.now()
+  const end = started + seconds * 1000
+  const worker = async () => {
+    while (performance.now() < end) {
+      const headers = job.headers[cursor.next++ % n]
+      const t = performance.now()
+      try {
+        const res = await pool.request({ method: 'GET', path: job.path, headers })
+        await res.body.dump()
+        status[res.statusCode] = (status[res.statusCode] ?? 0) + 1
+        requests++
+        if (record) latencies.add(performance.now() - t)
+      } catch {
+        errors++
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: job.connections }, worker))
+  return { latencies, status, errors, requests, wall: (performance.now() - started) / 1000 }
+}
+
 async function runClosed(job: Job): Promise<JobResult> {
+  if (job.engine === 'undici') {
+    const pool = new Pool(job.origin, { connections: job.connections, pipelining: 1, keepAliveTimeout: 60_000 })
+    const cursor = { next: 0 }
+    try {
+      if (job.warmupSeconds > 0) await undiciClosedPhase(pool, job, job.warmupSeconds, false, cursor)
+      const before = sample(job.pids)
+      const r = await undiciClosedPhase(pool, job, job.seconds, true, cursor)
+      const after = sample(job.pids)
+      return { kind: 'closed', requests: r.requests, wallSeconds: r.wall, rps: r.requests / r.wall, latency: r.latencies.summary(), status: r.status, errors: r.errors, dropped: 0, cpuTicks: diff(before, after) }
+    } finally {
+      await pool.destroy()
+    }
+  }
   if (job.warmupSeconds > 0) await closedPhase(job, job.warmupSeconds, false)
   const before = sample(job.pids)
   const r = await closedPhase(job, job.seconds, true)
@@ -249,8 +298,41 @@ async function runOpen(job: Job): Promise<JobResult> {
   }
 }
 
+async function runSweep(job: Job): Promise<JobResult> {
+  const pool = new Pool(job.origin, { connections: job.connections, pipelining: 1, keepAliveTimeout: 60_000 })
+  const latencies = new Samples()
+  const status: Record<string, number> = {}
+  let errors = 0
+  let next = 0
+  const before = sample(job.pids)
+  const started = performance.now()
+  const worker = async () => {
+    while (next < job.headers.length) {
+      const headers = job.headers[next++]
+      const t = performance.now()
+      try {
+        const res = await pool.request({ method: 'GET', path: job.path, headers })
+        await res.body.dump()
+        status[res.statusCode] = (status[res.statusCode] ?? 0) + 1
+        latencies.add(performance.now() - t)
+      } catch {
+        errors++
+      }
+    }
+  }
+  try {
+    await Promise.all(Array.from({ length: job.connections }, worker))
+  } finally {
+    await pool.destroy()
+  }
+  const wall = (performance.now() - started) / 1000
+  const after = sample(job.pids)
+  const requests = latencies.count
+  return { kind: 'sweep', requests, wallSeconds: wall, rps: requests / wall, latency: latencies.summary(), status, errors, dropped: 0, cpuTicks: diff(before, after) }
+}
+
 process.on('message', (msg: Msg) => {
-  const run = msg.job.kind === 'closed' ? runClosed(msg.job) : runOpen(msg.job)
+  const run = msg.job.kind === 'sweep' ? runSweep(msg.job) : msg.job.kind === 'closed' ? runClosed(msg.job) : runOpen(msg.job)
   run.then(
     (result) => process.send?.({ id: msg.id, result }),
     (err: unknown) => process.send?.({ id: msg.id, error: err instanceof Error ? err.stack : String(err) }),

@@ -78,8 +78,11 @@ export type VariantSummary = {
     rigUtilisation: Stat
     foreignGatewayCore: Stat
     foreignRigCore: Stat
+    /** unexpected non-2xx (401s are expected on a load with planned denials) */
     non2xx: number
     errors: number
+    /** share of 401 answers */
+    deniedShare: number
   }
   open?: {
     rate: number
@@ -101,18 +104,22 @@ export type VariantSummary = {
   notes: string[]
 }
 
-export type Budget = { variant: string; what: string; limit: string; value: number; held: boolean | undefined; note?: string }
+export type Budget = { variant: string; what: string; limit: string; value: number; held: boolean | undefined; note?: string; unit?: string }
 
-const non2xx = (m: Measurement) => Object.entries(m.status).reduce((n, [code, c]) => (code.startsWith('2') ? n : n + c), 0)
+/** Answers that are neither 2xx nor, on a load with planned denials, 401. */
+const unexpected = (m: Measurement, denials: boolean) => Object.entries(m.status).reduce((n, [code, c]) => (code.startsWith('2') || (denials && code === '401') ? n : n + c), 0)
+const count401 = (m: Measurement) => m.status['401'] ?? 0
 
 export function summarise(
-  variants: Array<{ id: string; label: string }>,
+  variants: Array<{ id: string; label: string; deniedShare?: number }>,
   measurements: Measurement[],
   baselineId: string,
   openRate: number | undefined,
 ): VariantSummary[] {
   const base = (round: number, kind: 'closed' | 'open') => measurements.find((m) => m.variant === baselineId && m.round === round && m.kind === kind)
-  return variants.map(({ id, label }) => {
+  return variants.map(({ id, label, deniedShare }) => {
+    const denials = (deniedShare ?? 0) > 0
+    const non2xx = (m: Measurement) => unexpected(m, denials)
     const closed = measurements.filter((m) => m.variant === id && m.kind === 'closed')
     const open = measurements.filter((m) => m.variant === id && m.kind === 'open')
     const paired = (ms: Measurement[], kind: 'closed' | 'open', f: (m: Measurement, b: Measurement) => number, cleanOnly = false) =>
@@ -142,6 +149,7 @@ export function summarise(
         foreignRigCore: stat(closed.map((m) => m.foreignRigCore)),
         non2xx: closed.reduce((n, m) => n + non2xx(m), 0),
         errors: closed.reduce((n, m) => n + m.errors, 0),
+        deniedShare: closed.reduce((n, m) => n + count401(m), 0) / Math.max(1, closed.reduce((n, m) => n + m.requests, 0)),
       },
       notes: [],
     }
@@ -169,7 +177,8 @@ export function summarise(
       const misses = caches.reduce((n, c) => n + c.misses, 0)
       if (hits + misses > 0) s.cacheHitRatio = hits / (hits + misses)
     }
-    if (s.closed.non2xx > 0 || s.closed.errors > 0) s.notes.push(`closed loop: ${s.closed.non2xx} non-2xx, ${s.closed.errors} errors`)
+    if (s.closed.non2xx > 0 || s.closed.errors > 0) s.notes.push(`closed loop: ${s.closed.non2xx} unexpected non-2xx, ${s.closed.errors} errors`)
+    if (denials) s.notes.push(`${pct(s.closed.deniedShare)} of the answers were 401 (planned: ${pct(deniedShare ?? 0)})`)
     if (s.open && (s.open.non2xx > 0 || s.open.errors > 0 || s.open.dropped > 0)) {
       s.notes.push(`open loop: ${s.open.non2xx} non-2xx, ${s.open.errors} errors, ${s.open.dropped} dropped/unanswered`)
     }
@@ -183,8 +192,15 @@ export function summarise(
   })
 }
 
-/** How far the CPU ratio must be from a throughput limit to decide without an undisturbed pair. */
-const CPU_DECISION_MARGIN = 0.1
+/**
+ * The order of one round: the variants rotated by the round number, so no
+ * variant always runs first or last (machine drift and warm caches spread
+ * over all of them).
+ */
+export function roundOrder<T>(variants: readonly T[], round: number): T[] {
+  const n = variants.length
+  return variants.map((_, i) => variants[(i + round - 1) % n] as T)
+}
 
 /**
  * p99 waiting time of an M/D/1 queue (Poisson arrivals, fixed service time) at load rho:
@@ -204,81 +220,135 @@ export function md1P99WaitUs(rho: number, serviceUs: number): number {
   return (Math.log(rho / 0.01) / lo) * serviceUs
 }
 
+/** A ratio budget (variant ÷ ref, paired by round) and/or an added-p99 budget (variant − ref, open loop). */
+export type BudgetRule = { variant: string; ref: string; minRatio?: number; maxAddedP99Ms?: number; label?: string }
+
+export type Paired = {
+  /** throughput ratio over every round */
+  ratio: Stat
+  /** the same over rounds where neither measurement was disturbed */
+  clean: Stat & { pairs: number }
+  /** ref's CPU per request ÷ the variant's: the throughput ratio on a saturated, undisturbed core */
+  cpuRatio: Stat
+}
+
+/** Pair a variant's closed-loop measurements with the reference's of the same round. */
+export function pairedRatio(measurements: Measurement[], variant: string, ref: string): Paired {
+  const all: number[] = []
+  const clean: number[] = []
+  const cpu: number[] = []
+  for (const m of measurements) {
+    if (m.variant !== variant || m.kind !== 'closed') continue
+    const b = measurements.find((x) => x.variant === ref && x.kind === 'closed' && x.round === m.round)
+    if (!b) continue
+    all.push(m.rps / b.rps)
+    if (!disturbed(m) && !disturbed(b)) clean.push(m.rps / b.rps)
+    cpu.push(b.gatewayCpuUsPerRequest / m.gatewayCpuUsPerRequest)
+  }
+  return { ratio: stat(all), clean: { ...stat(clean), pairs: clean.length }, cpuRatio: stat(cpu) }
+}
+
+export type Verdict = 'PASS' | 'MISS' | 'n/a'
+export const verdictOf = (held: boolean | undefined): Verdict => (held === undefined ? 'n/a' : held ? 'PASS' : 'MISS')
+
+/**
+ * Throughput budgets are decided on the undisturbed rounds' throughput ratio;
+ * when every round was disturbed by other work on the machine, on the CPU
+ * ratio (CPU per request does not depend on how much of the core the gateway
+ * got). A budget whose variant did not run properly (tracing inactive, errors)
+ * or whose subject this build lacks (`unavailable`) is n/a, never a PASS.
+ */
 export function checkBudgets(
   summaries: VariantSummary[],
-  rules: Array<{ variant: string; minRatio?: number; maxAddedP99Ms?: number }>,
-  tracingActive: (variant: string) => boolean | undefined,
-  baselineId = 'a',
+  measurements: Measurement[],
+  rules: BudgetRule[],
+  opts: { tracingActive?: (variant: string) => boolean | undefined; unavailable?: (variant: string) => string | undefined } = {},
 ): Budget[] {
   const out: Budget[] = []
-  const baseline = summaries.find((x) => x.id === baselineId)?.closed.gatewayCpuUsPerRequest.median
   for (const r of rules) {
     const s = summaries.find((x) => x.id === r.variant)
-    if (!s) continue
-    const inactive = tracingActive(r.variant) === false
-    const errors = s.closed.non2xx > 0 || s.closed.errors > 0
-    const why = (pairs: number, cpuNote?: string) =>
-      inactive
-        ? 'tracing was not active (no spans reached the sink): not a valid measurement'
-        : errors
-          ? 'errors or non-2xx answers during the run'
-          : pairs === 0
-            ? `no round where both this variant and the baseline ran undisturbed by other work${cpuNote ?? ''}`
-            : undefined
+    const ref = summaries.find((x) => x.id === r.ref)
+    const missing = opts.unavailable?.(r.variant)
+    const invalid =
+      missing ??
+      (!s || !ref
+        ? 'not measured in this run'
+        : opts.tracingActive?.(r.variant) === false
+          ? 'tracing was not active (no spans reached the sink): not a valid measurement'
+          : s.closed.non2xx > 0 || s.closed.errors > 0
+            ? 'unexpected non-2xx answers or errors during the run'
+            : undefined)
     if (r.minRatio !== undefined) {
-      const c = s.closed.cleanRatio
-      const cpu = s.closed.cpuRatio.median
-      let note = why(c.pairs, `; all rounds: ${s.closed.ratio.median.toFixed(2)}`)
-      let held: boolean | undefined = note === undefined ? c.median >= r.minRatio : undefined
-      let value = c.pairs > 0 ? c.median : s.closed.ratio.median
-      // Without an undisturbed pair, the CPU ratio still decides when it is clearly on one side.
-      if (held === undefined && !inactive && !errors && Math.abs(cpu - r.minRatio) >= CPU_DECISION_MARGIN) {
-        held = cpu >= r.minRatio
-        value = cpu
-        note = `decided on the CPU ratio (${cpu.toFixed(2)}, ≥ ${CPU_DECISION_MARGIN} from the limit): no round where this variant and the baseline both ran undisturbed; throughput ratio over all rounds ${s.closed.ratio.median.toFixed(2)}`
-      }
-      out.push({
-        variant: r.variant,
-        what: `throughput ratio to baseline (${c.pairs} undisturbed round${c.pairs === 1 ? '' : 's'})`,
-        limit: `≥ ${r.minRatio.toFixed(2)}`,
-        value,
-        held,
-        note,
-      })
-    }
-    if (r.maxAddedP99Ms !== undefined && s.open) {
-      const c = s.open.cleanAddedP99Ms
-      const openErrors = s.open.non2xx > 0 || s.open.errors > 0
-      let note = why(c.pairs) ?? (openErrors ? 'errors or non-2xx answers in the open loop' : undefined)
-      let held: boolean | undefined = note === undefined ? c.median <= r.maxAddedP99Ms && s.open.dropped === 0 : undefined
-      // A gateway whose CPU per request cannot serve the offered rate on a whole core queues
-      // without bound: its p99 at that rate misses whatever the machine was doing.
-      const serviceUs = s.closed.gatewayCpuUsPerRequest.median
-      const capacity = 1e6 / serviceUs
-      const rho = s.open.rate / capacity
-      if (held === undefined && !inactive && !errors && capacity < s.open.rate) {
-        held = false
-        note = `over capacity: ${Math.round(capacity)} req/s at ${Math.round(serviceUs)} µs CPU per request on a whole core is less than the offered ${s.open.rate} req/s, so the queue grows without bound`
-      } else if (held === undefined && !inactive && !errors && baseline) {
-        // Near capacity, queueing alone decides: estimate both p99s as an M/D/1 queue with the
-        // measured CPU per request as service time, and miss only when the estimate is far out.
-        const estimate = md1P99WaitUs(rho, serviceUs) - md1P99WaitUs(s.open.rate / (1e6 / baseline), baseline)
-        if (estimate > 2 * r.maxAddedP99Ms * 1000) {
-          held = false
-          note = `near capacity (${Math.round(rho * 100)} % of a whole core at ${Math.round(serviceUs)} µs CPU per request): queueing alone adds ≈ ${(estimate / 1000).toFixed(1)} ms at p99 (M/D/1 estimate), more than twice the limit`
+      const what = `${r.label ?? r.variant} throughput ÷ ${r.ref}`
+      const limit = `≥ ${r.minRatio.toFixed(2)}`
+      if (invalid || !s || !ref) {
+        out.push({ variant: r.variant, what, limit, value: NaN, held: undefined, note: invalid })
+      } else {
+        const p = pairedRatio(measurements, r.variant, r.ref)
+        if (p.clean.pairs > 0) {
+          out.push({ variant: r.variant, what, limit, value: p.clean.median, held: p.clean.median >= r.minRatio, note: `${p.clean.pairs} undisturbed round(s); CPU ratio ${n2(p.cpuRatio.median)}` })
+        } else {
+          out.push({
+            variant: r.variant,
+            what,
+            limit,
+            value: p.cpuRatio.median,
+            held: Number.isFinite(p.cpuRatio.median) ? p.cpuRatio.median >= r.minRatio : undefined,
+            note: `every round disturbed by other work: decided on the CPU ratio; throughput ratio ${n2(p.ratio.median)}`,
+          })
         }
       }
-      out.push({
-        variant: r.variant,
-        what: `added p99 at ${s.open.rate} req/s, 50 % of baseline (${c.pairs} undisturbed round${c.pairs === 1 ? '' : 's'})`,
-        limit: `≤ ${r.maxAddedP99Ms} ms`,
-        value: c.pairs > 0 ? c.median : s.open.addedP99Ms.median,
-        held,
-        note,
-      })
+    }
+    if (r.maxAddedP99Ms !== undefined) {
+      const what = `${r.label ?? r.variant} added open-loop p99 over ${r.ref}${s?.open ? ` at ${s.open.rate} req/s` : ''}`
+      const limit = `≤ ${r.maxAddedP99Ms} ms`
+      if (invalid || !s?.open || !ref?.open) {
+        out.push({ variant: r.variant, what, limit, value: NaN, held: undefined, note: invalid ?? 'no open-loop measurement' })
+        continue
+      }
+      const added = pairedAddedP99(measurements, r.variant, r.ref)
+      const openErrors = s.open.non2xx > 0 || s.open.errors > 0 || s.open.dropped > 0
+      if (ref.open.dropped > 0 || ref.open.errors > 0) {
+        // The reference itself could not keep up with the offered rate: the rig or the machine
+        // failed, and no p99 at this point says anything about the variant.
+        out.push({ variant: r.variant, what, limit, value: added.all.median, held: undefined, note: `the reference ${r.ref} itself left ${ref.open.dropped} requests unanswered at this rate: not a valid latency point` })
+      } else if (openErrors) {
+        out.push({ variant: r.variant, what, limit, value: added.all.median, held: false, note: 'errors, unexpected non-2xx or unanswered requests in the open loop' })
+      } else if (added.clean.pairs > 0) {
+        out.push({ variant: r.variant, what, limit, value: added.clean.median, held: added.clean.median <= r.maxAddedP99Ms, note: `${added.clean.pairs} undisturbed round(s)` })
+      } else {
+        // Open-loop latency on a core others hold is their scheduling, not the gateway's: no verdict.
+        out.push({
+          variant: r.variant,
+          what,
+          limit,
+          value: added.all.median,
+          held: undefined,
+          note: 'every round disturbed by other work on the machine: median over all rounds shown, no verdict',
+        })
+      }
     }
   }
   return out
+}
+
+/** Per-round p99 of the variant minus the reference's, open loop. */
+export function pairedAddedP99(measurements: Measurement[], variant: string, ref: string): { all: Stat; clean: Stat & { pairs: number } } {
+  const all: number[] = []
+  const clean: number[] = []
+  for (const m of measurements) {
+    if (m.variant !== variant || m.kind !== 'open') continue
+    const b = measurements.find((x) => x.variant === ref && x.kind === 'open' && x.round === m.round)
+    if (!b) continue
+    all.push(m.latencyMs.p99 - b.latencyMs.p99)
+    if (!disturbed(m) && !disturbed(b)) clean.push(m.latencyMs.p99 - b.latencyMs.p99)
+  }
+  return { all: stat(all), clean: { ...stat(clean), pairs: clean.length } }
+}
+
+/** An absolute budget (memory, scrape time): value against an upper limit; NaN is n/a. */
+export function limitBudget(variant: string, what: string, value: number, max: number, unit: string, note?: string): Budget {
+  return { variant, what, limit: `≤ ${max} ${unit}`, value, held: Number.isFinite(value) ? value <= max : undefined, note, unit }
 }
 
 const pct = (x: number) => `${Math.round(x * 100)} %`
@@ -309,9 +379,8 @@ export function markdownTable(summaries: VariantSummary[], baselineId: string): 
 export function budgetLines(budgets: Budget[]): string {
   return budgets
     .map((b) => {
-      const verdict = b.held === undefined ? 'NOT DECIDED' : b.held ? 'held' : 'MISSED'
-      const value = b.what.startsWith('added') ? `${signed(b.value, 2)} ms` : n2(b.value)
-      return `- ${b.variant}, ${b.what} ${b.limit}: ${value} → **${verdict}**${b.note ? ` (${b.note})` : ''}`
+      const value = !Number.isFinite(b.value) ? '–' : b.unit ? `${b.value.toFixed(b.value >= 100 ? 0 : 2)} ${b.unit}` : b.what.includes('p99') ? `${signed(b.value, 2)} ms` : n2(b.value)
+      return `- **${verdictOf(b.held)}** ${b.what} ${b.limit}: ${value}${b.note ? ` (${b.note})` : ''}`
     })
     .join('\n')
 }

@@ -8,7 +8,7 @@
 import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
-import { cpus, release, totalmem } from 'node:os'
+import { cpus, loadavg, release, totalmem } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
 import { createBenchDatabase } from './database.ts'
@@ -16,8 +16,10 @@ import type { BenchDatabase } from './database.ts'
 import type { Job, JobResult } from './loadgen.ts'
 import { choosePinning, firstLine, freePort, pinSelf, spawnNode, waitReady } from './processes.ts'
 import type { Child } from './processes.ts'
-import { budgetLines, checkBudgets, disturbed, markdownTable, summarise } from './report.ts'
-import type { Measurement } from './report.ts'
+import { runScale } from './scale.ts'
+import type { ScaleGateway, ScaleResult } from './scale.ts'
+import { budgetLines, checkBudgets, disturbed, limitBudget, markdownTable, pairedRatio, roundOrder, summarise } from './report.ts'
+import type { Budget, BudgetRule, Measurement } from './report.ts'
 
 const root = join(import.meta.dirname, '..')
 const resultsDir = join(import.meta.dirname, 'results')
@@ -27,9 +29,9 @@ const envInt = (name: string, dflt: number) => {
   return v !== undefined && /^\d+$/.test(v) ? Number(v) : dflt
 }
 const ROUNDS = envInt('BENCH_ROUNDS', 3)
-const SECONDS = envInt('BENCH_SECONDS', 8)
+const SECONDS = envInt('BENCH_SECONDS', 6)
 const WARMUP = envInt('BENCH_WARMUP_SECONDS', 2)
-const OPEN_SECONDS = envInt('BENCH_OPEN_SECONDS', 8)
+const OPEN_SECONDS = envInt('BENCH_OPEN_SECONDS', 6)
 const CONNECTIONS = envInt('BENCH_CONNECTIONS', 32)
 const USERS = envInt('BENCH_USERS', 16)
 const CPU_PROF = process.env.BENCH_CPU_PROF === '1'
@@ -39,27 +41,47 @@ const OPEN_FRACTION = Number(process.env.BENCH_OPEN_FRACTION ?? 0.5) || 0.5
 const LOG_DIR = process.env.BENCH_LOG_DIR
 const OUT = (process.env.BENCH_OUT ?? 'latest').replace(/[^\w.-]/g, '_')
 const PATH = '/api/items/42'
-const DEADLINE_SECONDS = envInt('BENCH_DEADLINE_SECONDS', 540)
+const DEADLINE_SECONDS = envInt('BENCH_DEADLINE_SECONDS', 600)
+// The scaling part (bench/scale.ts): '1' after the table, '0' never, 'only' without the table (npm run bench:scale).
+const SCALE = process.env.BENCH_SCALE ?? '1'
+const SCALE_SIZES = (process.env.BENCH_SCALE_SIZES ?? '1,1000,100000').split(',').map(Number).filter((n) => Number.isInteger(n) && n > 0)
+const SCALE_SECONDS = envInt('BENCH_SCALE_SECONDS', 5)
+// The whole run (table + scaling) stays under 15 minutes: the scaling part shrinks its largest size to fit.
+const TOTAL_SECONDS = envInt('BENCH_TOTAL_SECONDS', 870)
 const MAX_RETRIES = 2
 // Stopping the children and dropping the database, after the last measurement.
 const TEARDOWN_SECONDS = 15
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100
 
+// "Every denial traced" (issue 14): the gateway setting that turns it on, if it has one. With
+// none (denials traced unconditionally, or not at all), e1d runs the same configuration as e1
+// and its budget is n/a: the cost cannot be separated in one build.
+const DENIAL_TRACING_ENV: Record<string, string> = {}
+// Redis for the c-redis / d-redis rows (issue 13): the machine's unless REDIS_URL says otherwise.
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+
 type TargetSpec = {
-  kind: 'baseline' | 'authgw'
+  kind: 'lean' | 'baseline' | 'authgw'
   env?: Record<string, string>
   /** trace sampling ratio: tracing on, exporting to the OTLP sink */
   tracing?: string
+  /** REDIS_URL set: the shared-state mode of issue 13 */
+  redis?: boolean
   /** bench/experiments replacements (feature toggles for cost attribution) */
   overrides?: string[]
 }
 const TARGETS: Record<string, TargetSpec> = {
-  baseline: { kind: 'baseline' },
-  baseline_lean: { kind: 'baseline', env: { BENCH_BASELINE_HOP: 'undici' } },
+  lean: { kind: 'lean' },
+  replyfrom: { kind: 'baseline' },
+  fastify_hop: { kind: 'baseline', env: { BENCH_BASELINE_HOP: 'undici' } },
   authgw: { kind: 'authgw' },
   authgw_cold: { kind: 'authgw', env: { SESSION_CACHE_TTL_SECONDS: '0' } },
+  authgw_redis: { kind: 'authgw', redis: true },
+  authgw_cold_redis: { kind: 'authgw', env: { SESSION_CACHE_TTL_SECONDS: '0' }, redis: true },
   authgw_trace100: { kind: 'authgw', tracing: '1.0' },
   authgw_trace1: { kind: 'authgw', tracing: '0.01' },
+  // Without a setting of its own it is the 1 % gateway (one process less to start).
+  authgw_trace1_denials: { kind: 'authgw', tracing: '0.01', env: DENIAL_TRACING_ENV },
   // Experiments: one feature toggled each.
   x_nolog: { kind: 'authgw', env: { LOG_LEVEL: 'warn' } },
   x_logsync: { kind: 'authgw', env: { LOG_SYNC: 'true' } },
@@ -70,27 +92,37 @@ const TARGETS: Record<string, TargetSpec> = {
   x_replyfrom: { kind: 'authgw', overrides: ['proxy-reply-from', 'headers-reply-from'] },
   x_trace1_replyfrom: { kind: 'authgw', tracing: '0.01', overrides: ['proxy-reply-from', 'headers-reply-from'] },
 }
-type Target = { id: string; child: Child; origin: string; metricsUrl?: string; tracing: boolean }
+type Target = { id: string; child: Child; origin: string; metricsUrl?: string; tracing: boolean; redis: boolean }
+/** jwt-denied10: one request in ten carries no credentials (a cheap 401, no_credentials), the rest a valid JWT. */
+type Creds = 'jwt' | 'cookie' | 'jwt-denied10'
 type Variant = {
   id: string
   label: string
   target: string
-  creds: 'jwt' | 'cookie'
+  creds: Creds
   open: boolean
   cache?: 'jwt' | 'session'
+  /** share of requests planned to be denied (401 is then an expected answer) */
+  deniedShare?: number
   /** Only run when named in BENCH_ONLY or with BENCH_EXPERIMENTS=1. */
   experiment?: boolean
 }
 
 const VARIANTS: Variant[] = [
-  { id: 'a', label: 'baseline: Fastify + reply-from, nothing else', target: 'baseline', creds: 'jwt', open: true },
+  { id: 'a', label: 'reference: lean hop (node:http + one undici Pool, nothing else)', target: 'lean', creds: 'jwt', open: true },
+  { id: 'a-rf', label: 'reference: Fastify + @fastify/reply-from, nothing else', target: 'replyfrom', creds: 'jwt', open: false },
   { id: 'b', label: 'authgw JWT bearer (verify-once cache, metrics, 1 log line)', target: 'authgw', creds: 'jwt', open: true, cache: 'jwt' },
   { id: 'c', label: 'authgw session cookie, cache warm', target: 'authgw', creds: 'cookie', open: true, cache: 'session' },
-  { id: 'd', label: 'authgw session cookie, cache cold (SESSION_CACHE_TTL_SECONDS=0: DB lookup per request)', target: 'authgw_cold', creds: 'cookie', open: true, cache: 'session' },
-  { id: 'e100', label: 'authgw JWT + tracing 100 % to OTLP sink', target: 'authgw_trace100', creds: 'jwt', open: true, cache: 'jwt' },
-  { id: 'e1', label: 'authgw JWT + tracing 1 % to OTLP sink', target: 'authgw_trace1', creds: 'jwt', open: true, cache: 'jwt' },
-  { id: 'a2', label: 'baseline again (A/A noise check)', target: 'baseline', creds: 'jwt', open: false },
-  { id: 'a-lean', label: 'reference, no budget: (a) with the direct undici hop of src/proxy/upstream-hop.ts instead of reply-from', target: 'baseline_lean', creds: 'jwt', open: false },
+  { id: 'd', label: 'authgw session cookie, store lookup per request (SESSION_CACHE_TTL_SECONDS=0), PostgreSQL', target: 'authgw_cold', creds: 'cookie', open: false, cache: 'session' },
+  { id: 'c-redis', label: 'authgw session cookie, cache warm, REDIS_URL set', target: 'authgw_redis', creds: 'cookie', open: false, cache: 'session' },
+  { id: 'd-redis', label: 'authgw session cookie, store lookup per request, REDIS_URL set', target: 'authgw_cold_redis', creds: 'cookie', open: false, cache: 'session' },
+  { id: 'e100', label: 'authgw JWT + tracing 100 % to OTLP sink', target: 'authgw_trace100', creds: 'jwt', open: false, cache: 'jwt' },
+  { id: 'e1', label: 'authgw JWT + tracing 1 % (parentbased_traceidratio) to OTLP sink', target: 'authgw_trace1', creds: 'jwt', open: false, cache: 'jwt' },
+  { id: 'e1d', label: '(e1) with every denial traced, all-allowed load', target: 'authgw_trace1_denials', creds: 'jwt', open: false, cache: 'jwt' },
+  { id: 'b10', label: '(b) on a 10 %-denied load (no credentials), untraced', target: 'authgw', creds: 'jwt-denied10', open: false, deniedShare: 0.1 },
+  { id: 'e1d10', label: '(e1d) on a 10 %-denied load (no credentials)', target: 'authgw_trace1_denials', creds: 'jwt-denied10', open: false, deniedShare: 0.1 },
+  { id: 'a2', label: 'lean hop again (A/A noise check)', target: 'lean', creds: 'jwt', open: false },
+  { id: 'af', label: 'experiment: Fastify + the gateway\'s undici hop (src/proxy/upstream-hop.ts), no auth: Fastify\'s own share', target: 'fastify_hop', creds: 'jwt', open: false, experiment: true },
   { id: 'bx-logsync', label: 'experiment: (b) with LOG_SYNC=true (one write(2) per access line instead of 4 KiB batches)', target: 'x_logsync', creds: 'jwt', open: false, experiment: true },
   { id: 'bx-nolog', label: 'experiment: (b) without the access log line (LOG_LEVEL=warn)', target: 'x_nolog', creds: 'jwt', open: false, experiment: true },
   { id: 'bx-nocors', label: 'experiment: (b) without the CORS plugin', target: 'x_nocors', creds: 'jwt', open: false, experiment: true },
@@ -101,19 +133,25 @@ const VARIANTS: Variant[] = [
   { id: 'e1x-replyfrom', label: 'experiment: (e1) with the proxy hop through @fastify/reply-from, as before the direct undici hop', target: 'x_trace1_replyfrom', creds: 'jwt', open: false, experiment: true },
   { id: 'cx-replyfrom', label: 'experiment: (c) with the proxy hop through @fastify/reply-from, as before the direct undici hop', target: 'x_replyfrom', creds: 'cookie', open: false, experiment: true },
 ]
-const BUDGETS = [
-  { variant: 'b', minRatio: 0.85, maxAddedP99Ms: 1 },
-  { variant: 'c', minRatio: 0.8, maxAddedP99Ms: 1 },
-  { variant: 'd', maxAddedP99Ms: 1 },
-  { variant: 'e100', minRatio: 0.7, maxAddedP99Ms: 1 },
-  { variant: 'e1', minRatio: 0.8, maxAddedP99Ms: 1 },
+// Issue 16's budgets. Ratios are paired per round with `ref`; the p99 budget is checked at 50 % of (a)'s capacity.
+const BUDGETS: BudgetRule[] = [
+  { variant: 'b', ref: 'a', minRatio: 0.9, maxAddedP99Ms: 1, label: 'b JWT' },
+  { variant: 'c', ref: 'a', minRatio: 0.9, maxAddedP99Ms: 1, label: 'c warm session' },
+  { variant: 'd', ref: 'a', minRatio: 0.5, label: 'd session, PostgreSQL lookup per request' },
+  { variant: 'd-redis', ref: 'a', minRatio: 0.5, label: 'd-redis session, lookup per request with Redis' },
+  { variant: 'e1', ref: 'b', minRatio: 0.95, label: 'e1 tracing 1 %' },
+  { variant: 'e100', ref: 'b', minRatio: 0.75, label: 'e100 tracing 100 %' },
+  { variant: 'e1d', ref: 'e1', minRatio: 0.98, label: 'e1d every denial traced (all allowed)' },
 ]
+const MEMORY_BUDGET = { rssMiB: 300, scrapeMs: 10 }
 
 const only = process.env.BENCH_ONLY?.split(',').map((s) => s.trim()).filter(Boolean)
 const experiments = process.env.BENCH_EXPERIMENTS === '1'
-const variants = VARIANTS.filter((v) => v.id === 'a' || (only ? only.includes(v.id) : !v.experiment || experiments))
+let variants = SCALE === 'only' ? [] : VARIANTS.filter((v) => v.id === 'a' || (only ? only.includes(v.id) : !v.experiment || experiments))
+if (Object.keys(DENIAL_TRACING_ENV).length === 0) variants = variants.map((v) => (v.target === 'authgw_trace1_denials' ? { ...v, target: 'authgw_trace1' } : v))
 
 const t0 = Date.now()
+const loadAtStart = loadavg().map((x) => x.toFixed(1)).join(' / ')
 const log = (msg: string) => process.stdout.write(`[bench ${((Date.now() - t0) / 1000).toFixed(0).padStart(3)}s] ${msg}\n`)
 
 const children: Child[] = []
@@ -167,13 +205,13 @@ async function main() {
   const mainPort = await freePort()
   const baseUrl = `http://127.0.0.1:${mainPort}`
   // Only the OTEL_ variables set below reach a gateway: a stray endpoint in the shell must not turn tracing on.
-  const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('OTEL_')))
+  // REDIS_URL likewise reaches only the Redis variants: it switches the session path's mode.
+  const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('OTEL_') && k !== 'REDIS_URL'))
   const targets = new Map<string, Target>()
-  const startTarget = async (id: string) => {
-    const spec = TARGETS[id] as TargetSpec
+  const startTarget = async (id: string, spec: TargetSpec = TARGETS[id] as TargetSpec, extraNodeArgs: string[] = []) => {
     const port = id === 'authgw' ? mainPort : await freePort()
     const metricsPort = await freePort()
-    const isBaseline = spec.kind === 'baseline'
+    const isBaseline = spec.kind !== 'authgw'
     const tracingEnv: Record<string, string> = spec.tracing
       ? { OTEL_EXPORTER_OTLP_ENDPOINT: sinkUrl, OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: spec.tracing, OTEL_SERVICE_NAME: 'authgw' }
       : {}
@@ -196,14 +234,18 @@ async function main() {
           // Outlives a slow run so no token expires mid-measurement.
           JWT_EXPIRATION_SECONDS: '3600',
           ...spec.env,
+          ...(spec.redis ? { REDIS_URL } : ({} as Record<string, string>)),
           ...tracingEnv,
           ...(spec.overrides ? { BENCH_OVERRIDES: spec.overrides.join(',') } : ({} as Record<string, string>)),
         }
     const nodeArgs = [
       ...(CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', join(resultsDir, 'profiles'), `--cpu-prof-name=${id}.${Date.now()}.cpuprofile`] : []),
       ...(spec.overrides ? ['--import', './bench/experiments/register.ts'] : []),
+      ...extraNodeArgs,
     ]
-    const args = isBaseline ? [join(import.meta.dirname, 'baseline.ts')] : ['--import', './src/telemetry/otel-bootstrap.ts', 'src/main.ts']
+    const args = isBaseline
+      ? [join(import.meta.dirname, spec.kind === 'lean' ? 'lean-hop.ts' : 'baseline.ts')]
+      : ['--import', './src/telemetry/otel-bootstrap.ts', 'src/main.ts']
     const child = spawnNode({
       name: id,
       args,
@@ -217,8 +259,10 @@ async function main() {
     children.push(child)
     const origin = `http://127.0.0.1:${port}`
     await waitReady(child, `${origin}/readyz`)
-    targets.set(id, { id, child, origin, metricsUrl: isBaseline ? undefined : `http://127.0.0.1:${metricsPort}`, tracing: spec.tracing !== undefined })
+    const target: Target = { id, child, origin, metricsUrl: isBaseline ? undefined : `http://127.0.0.1:${metricsPort}`, tracing: spec.tracing !== undefined, redis: spec.redis === true }
+    targets.set(id, target)
     log(`${id} ready on ${origin} (pid ${child.pid})`)
+    return target
   }
   // The main gateway first: it runs the migrations and users sign up through it.
   for (const id of ['authgw', ...new Set(variants.map((v) => v.target))]) if (!targets.has(id)) await startTarget(id)
@@ -247,7 +291,25 @@ async function main() {
   }
   log(`${USERS} users signed up, session cookies and JWTs fetched through the gateway (${((Date.now() - signupStarted) / 1000).toFixed(1)} s)`)
 
-  const headersOf = (v: Variant) => (v.creds === 'jwt' ? jwtHeaders : cookieHeaders)
+  // 18 valid JWTs and 2 requests without credentials in every 20: 10 % denied (no_credentials).
+  const deniedHeaders: Array<Record<string, string>> = Array.from({ length: 20 }, (_, i) => (i % 10 === 9 ? {} : (jwtHeaders[i % jwtHeaders.length] as Record<string, string>)))
+  const headersOf = (v: Variant) => (v.creds === 'jwt' ? jwtHeaders : v.creds === 'cookie' ? cookieHeaders : deniedHeaders)
+
+  // Rows whose subject this build lacks are reported n/a instead of measured.
+  const unavailable = new Map<string, string>()
+  for (const t of targets.values()) {
+    if (!t.redis || !t.metricsUrl) continue
+    const text = await (await fetch(`${t.metricsUrl}/metrics`)).text()
+    if (!/^authgw_coherence_mode_info\{mode="redis"\} 1$/m.test(text)) {
+      for (const v of variants) if (v.target === t.id) unavailable.set(v.id, `n/a: the gateway does not report the redis coherence mode with REDIS_URL=${redactUrl(REDIS_URL)} (authgw_coherence_mode_info{mode="redis"} absent): not in this build, or Redis unreachable`)
+    }
+  }
+  if (Object.keys(DENIAL_TRACING_ENV).length === 0) {
+    for (const id of ['e1d', 'e1d10']) unavailable.set(id, 'n/a as a cost: the gateway has no setting that turns denial tracing on or off, so e1d runs the same configuration as e1 (whatever this build does for denials is in both rows)')
+  }
+  for (const [id, why] of unavailable) if (id.endsWith('redis') || id === 'e1d') log(`${id}: ${why}`)
+  // Not measured: Redis rows without the Redis mode, and e1d when it would only repeat e1.
+  variants = variants.filter((v) => !((v.id.endsWith('redis') || v.id === 'e1d') && unavailable.has(v.id)))
   for (const v of variants) {
     const t = targets.get(v.target) as Target
     const res = await fetch(t.origin + PATH, { headers: headersOf(v)[0] })
@@ -419,7 +481,7 @@ async function main() {
   let openRate: number | undefined
   for (let round = 1; round <= ROUNDS; round++) {
     // Rotate the order each round so no variant always runs first or last.
-    const order = variants.map((_, i) => variants[(i + round - 1) % variants.length] as Variant)
+    const order = roundOrder(variants, round)
     for (const v of order) await measure(v, round, 'closed')
     if (openRate === undefined) {
       const a = measurements.find((m) => m.variant === 'a' && m.kind === 'closed')
@@ -441,9 +503,59 @@ async function main() {
   for (const s of summaries) {
     if (tracingActive(s.id) === false) s.notes.push('no span reached the OTLP sink: tracing was not active in this gateway (bootstrap placeholder?)')
   }
-  // The p99 budget is stated at 50 % of the baseline's capacity; at another point it is not checked.
-  const rules = BUDGETS.filter((b) => variants.some((v) => v.id === b.variant)).map((b) => (OPEN_FRACTION === 0.5 ? b : { ...b, maxAddedP99Ms: undefined }))
-  const budgets = checkBudgets(summaries, rules, tracingActive)
+  // The p99 budget is stated at 50 % of the reference's capacity; at another point it is not checked.
+  const rules = BUDGETS.map((b) => (OPEN_FRACTION === 0.5 ? b : { ...b, maxAddedP99Ms: undefined }))
+  const budgets: Budget[] = checkBudgets(summaries, measurements, rules, { tracingActive, unavailable: (id) => unavailable.get(id) })
+  // Measured without a budget: what denial tracing costs on a load with denials.
+  const extraRatios = [
+    { variant: 'e1d10', ref: 'b10', what: 'tracing 1 % with every denial traced, 10 %-denied load, ÷ the same load untraced' },
+    { variant: 'b10', ref: 'b', what: '10 %-denied load ÷ all-allowed, untraced' },
+    { variant: 'a-rf', ref: 'a', what: 'reply-from reference ÷ lean hop' },
+  ].flatMap((r) => {
+    if (!summaries.some((s) => s.id === r.variant) || !summaries.some((s) => s.id === r.ref)) return []
+    const p = pairedRatio(measurements, r.variant, r.ref)
+    return [`- ${r.variant} ÷ ${r.ref}, ${r.what}: throughput ${fmt2(p.ratio.median)} (${fmt2(p.ratio.min)}–${fmt2(p.ratio.max)}), CPU ratio ${fmt2(p.cpuRatio.median)}${unavailable.has(r.variant) ? ` (${unavailable.get(r.variant)})` : ''}`]
+  })
+
+  // /metrics with every series the run produced, on the gateway that served b, c and b10.
+  const scrape = await measureScrape(targets.get('authgw') as Target)
+  budgets.push(limitBudget('scrape', `/metrics scrape time, median of ${scrape.samples} (${scrape.series} series, ${Math.round(scrape.bytes / 1024)} KiB; max ${fmt2(scrape.maxMs)} ms; gateway CPU ${fmt2(scrape.cpuMsPerScrape)} ms per scrape)`, scrape.medianMs, MEMORY_BUDGET.scrapeMs, 'ms'))
+
+  let scale: ScaleResult | undefined
+  if (SCALE !== '0') {
+    const main = targets.get('authgw') as Target
+    const gatewayOf = (t: Target): ScaleGateway => ({ origin: t.origin, metricsUrl: t.metricsUrl as string, pid: t.child.pid })
+    const heapFile = join(resultsDir, `heap-${process.pid}.json`)
+    scale = await runScale({
+      databaseUrl: database.url,
+      secret,
+      sampleCookie: (cookieHeaders[0] as { cookie: string }).cookie,
+      sampleJwt: (jwtHeaders[0] as { authorization: string }).authorization.slice('Bearer '.length),
+      startGateway: async (id, env, nodeArgs) => gatewayOf(await startTarget(id, { kind: 'authgw', env: { ...env, BENCH_HEAP_FILE: heapFile } }, nodeArgs)),
+      defaultGateway: gatewayOf(main),
+      runJob,
+      rigPids,
+      clkTck: CLK_TCK,
+      path: PATH,
+      connections: CONNECTIONS,
+      seconds: SCALE_SECONDS,
+      log,
+      heapFile,
+      sizes: SCALE_SIZES,
+      budgetSeconds: TOTAL_SECONDS - (Date.now() - t0) / 1000 - TEARDOWN_SECONDS,
+    })
+    const m = scale.memory
+    const rssBudget = limitBudget('memory', `RSS with ${m.liveSessions.toLocaleString('en-US')} distinct active sessions and ${m.liveJwts.toLocaleString('en-US')} JWTs cached (at start ${fmt2(m.rssAtStartMiB)} MiB, peak ${fmt2(m.peakRssMiB)} MiB)`, m.rssMiB, MEMORY_BUDGET.rssMiB, 'MiB')
+    // The budget is stated for 100,000 sessions: fewer decide nothing; the estimate is shown, marked.
+    if (m.liveSessions < 100_000) {
+      const perPair = m.bytesPerSession + m.bytesPerJwt
+      const estimate = m.rssMiB + ((100_000 - m.liveSessions) * perPair) / 2 ** 20
+      rssBudget.held = undefined
+      rssBudget.note = `stated for 100,000 sessions; estimate from the measured bytes per entry: ${Number.isFinite(estimate) ? `${Math.round(estimate)} MiB` : '–'}; ${scale.shrunk ?? `BENCH_SCALE_SIZES asked for ${m.liveSessions}`}`
+    }
+    budgets.push(rssBudget)
+  }
+
   const aa = summaries.find((s) => s.id === 'a2')
 
   const machine = {
@@ -467,31 +579,94 @@ async function main() {
 
   const table = markdownTable(summaries, 'a')
   const notes = summaries.flatMap((s) => s.notes.map((n) => `- ${s.id}: ${n}`))
+  const load = `load average ${loadavg().map((x) => x.toFixed(1)).join(' / ')} (1/5/15 min) at the end; ${loadAtStart} at the start`
   const md = [
     `# authgw benchmark — ${new Date().toISOString()}`,
     '',
-    `${machine.cpu}, ${machine.cpus} CPUs, kernel ${machine.kernel}, Node ${machine.node}, OpenSSL ${machine.openssl}. ${pinning.why}.`,
+    `${machine.cpu}, ${machine.cpus} CPUs, kernel ${machine.kernel}, Node ${machine.node}, OpenSSL ${machine.openssl}. ${pinning.why}. Machine ${load}.`,
     `Database: ${machine.databaseServer}, ${machine.database}. Source: ${machine.source}.`,
-    `Closed loop: ${CONNECTIONS} connections, no pipelining, ${WARMUP} s warm-up + ${SECONDS} s; open loop: ${openRate} req/s (${Math.round(OPEN_FRACTION * 100)} % of the baseline's round-1 capacity) for ${OPEN_SECONDS} s, latency from the scheduled send time. ` +
-      `${ROUNDS} interleaved rounds, medians (min–max); ratios and added p99 are paired with the baseline of the same round. Gateway CPU from /proc/<pid>/stat utime+stime.`,
-    `"CPU ratio" = the baseline's gateway CPU per request ÷ the variant's (paired per round), i.e. the throughput ratio on a saturated, undisturbed core. "Other work" = share of the gateway's core taken by processes outside the benchmark. A measurement is disturbed when others took > 7 % of the gateway core or it was < 85 % busy (closed loop), or > 5 % / > 15 % of the gateway / rig core (open loop); it is repeated up to ${MAX_RETRIES} times and the least disturbed attempt kept. Ratios and added p99 use undisturbed rounds only (†: none, all rounds shown).`,
-    `Rig check: load generator → upstream directly ${Math.round(direct.rps)} req/s.` + (aa ? ` A/A (baseline vs baseline): ratio ${aa.closed.ratio.median.toFixed(2)} (${aa.closed.ratio.min.toFixed(2)}–${aa.closed.ratio.max.toFixed(2)}).` : ''),
+    ...(variants.length > 0
+      ? [
+          `Closed loop: ${CONNECTIONS} connections, no pipelining, ${WARMUP} s warm-up + ${SECONDS} s; open loop: ${openRate} req/s (${Math.round(OPEN_FRACTION * 100)} % of the lean hop's round-1 capacity) for ${OPEN_SECONDS} s, latency from the scheduled send time (no coordinated omission). ` +
+            `${ROUNDS} interleaved rounds (order rotated each round), medians (min–max); ratios and added p99 are paired with the reference of the same round. Gateway CPU from /proc/<pid>/stat utime+stime.`,
+          `"CPU ratio" = the reference's CPU per request ÷ the variant's (paired per round): the throughput ratio on a saturated, undisturbed core. "Other work" = share of the gateway's core taken by processes outside the benchmark. A measurement is disturbed when others took > 7 % of the gateway core or it was < 85 % busy (closed loop), or > 5 % / > 15 % of the gateway / rig core (open loop); it is repeated up to ${MAX_RETRIES} times while the time budget allows and the least disturbed attempt kept (†: no undisturbed round, all rounds shown).`,
+          `Rig check: load generator → upstream directly ${Math.round(direct.rps)} req/s (rig core ${Math.round(directRigUtil * 100)} % busy).` + (aa ? ` A/A (lean hop vs lean hop): ratio ${fmt2(aa.closed.ratio.median)} (${fmt2(aa.closed.ratio.min)}–${fmt2(aa.closed.ratio.max)}), CPU ratio ${fmt2(aa.closed.cpuRatio.median)}.` : ''),
+          '',
+          table,
+          '',
+          'Other ratios (no budget):',
+          '',
+          ...extraRatios,
+        ]
+      : []),
     '',
-    table,
+    '**Budgets** (issue 16)',
     '',
-    '**Budgets**',
-    '',
-    'Verdicts use undisturbed rounds. Without one, a throughput budget is decided on the CPU ratio when that is at least 0.1 from the limit, and a p99 budget is missed when the variant cannot serve the offered rate on a whole core, or runs so close to it that queueing alone (M/D/1 estimate from its CPU per request) adds more than twice the limit; otherwise the verdict is left open.',
+    'A throughput budget is decided on the throughput ratio over undisturbed rounds; when every round was disturbed by other work, on the CPU ratio (marked). n/a: the subject is not in this build or the measurement was invalid — never counted as a pass.',
     '',
     budgetLines(budgets),
+    ...(scale ? ['', scaleMarkdown(scale), ...(scale.shrunk ? ['', `Largest size reduced: ${scale.shrunk}.`] : [])] : []),
     ...(notes.length > 0 ? ['', '**Notes**', '', ...notes] : []),
     '',
     `Run took ${Math.round(elapsedSeconds)} s.`,
     '',
   ].join('\n')
-  writeFileSync(join(resultsDir, `${OUT}.json`), `${JSON.stringify({ date: new Date().toISOString(), elapsedSeconds, machine, settings, rigCheck, summaries, budgets, measurements }, null, 2)}\n`)
+  writeFileSync(join(resultsDir, `${OUT}.json`), `${JSON.stringify({ date: new Date().toISOString(), elapsedSeconds, load, machine, settings, rigCheck, summaries, budgets, scale, measurements }, null, 2)}\n`)
   writeFileSync(join(resultsDir, `${OUT}.md`), md)
   process.stdout.write(`\n${md}\n`)
+}
+
+function scaleMarkdown(r: ScaleResult): string {
+  const n0 = (x: number) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : '–')
+  const pct = (x: number) => (Number.isFinite(x) ? `${(x * 100).toFixed(1)} %` : '–')
+  const m = r.memory
+  return [
+    '**How cost grows with distinct credentials** (closed loop over an undici Pool, each credential in turn; hit ratio from the gateway\'s cache counters)',
+    '',
+    '| credentials | distinct | cache size | req/s | gateway CPU µs/req | cache hit ratio | first sight of each: s, CPU µs/req |',
+    '|---|---:|---|---:|---:|---:|---:|',
+    ...r.rows.map((x) => `| ${x.credentials === 'jwt' ? 'JWT bearer' : 'session cookie'} | ${n0(x.distinct)} | ${x.cache} | ${n0(x.rps)} | ${n0(x.gatewayCpuUsPerRequest)} | ${pct(x.hitRatio)} | ${x.fill ? `${x.fill.seconds.toFixed(1)} s${x.distinct >= 100 ? `, ${n0(x.fill.gatewayCpuUsPerRequest)}` : ''}` : '–'} |${x.non2xx > 0 ? ` ${x.non2xx} non-2xx/errors` : ''}`),
+    '',
+    `Memory (heap after forced GC, \`--expose-gc\` probe; bytes per entry = heap growth ÷ entries added): **${n0(m.bytesPerSession)} B per cached session** (${n0(m.sessionsAdded)} added; session cache entry + verified-cookie hash + the minted upstream JWT cached per session), **${n0(m.bytesPerJwt)} B per verify-once entry** (${n0(m.jwtsAdded)} added). ` +
+      `RSS with ${n0(m.liveSessions)} sessions and ${n0(m.liveJwts)} JWTs cached: ${m.rssMiB.toFixed(0)} MiB (peak ${m.peakRssMiB.toFixed(0)} MiB), heap used ${m.heapUsedMiB.toFixed(0)} MiB of ${m.heapTotalMiB.toFixed(0)} MiB reserved, external ${m.externalMiB.toFixed(0)} MiB: the rest of RSS is native memory V8 does not account for. Pseudonymous client entries: n/a (no such map in this build).`,
+  ].join('\n')
+}
+
+const fmt2 = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : '–')
+
+/** Serial scrapes of /metrics: wall time per scrape as a client sees it, and the size of what it returns. */
+async function measureScrape(t: Target, samples = 25): Promise<{ samples: number; medianMs: number; maxMs: number; cpuMsPerScrape: number; series: number; bytes: number }> {
+  if (!t.metricsUrl) return { samples: 0, medianMs: NaN, maxMs: NaN, cpuMsPerScrape: NaN, series: 0, bytes: 0 }
+  const times: number[] = []
+  let text = ''
+  const ticks = () => {
+    const stat = readFileSync(`/proc/${t.child.pid}/stat`, 'utf8')
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return Number(rest[11]) + Number(rest[12])
+  }
+  let ticks0 = 0
+  for (let i = 0; i < samples + 3; i++) {
+    if (i === 3) ticks0 = ticks()
+    const t0 = performance.now()
+    text = await (await fetch(`${t.metricsUrl}/metrics`)).text()
+    if (i >= 3) times.push(performance.now() - t0)
+  }
+  // The gateway's own CPU per scrape: what the scrape costs whatever else holds the core.
+  const cpuMsPerScrape = (((ticks() - ticks0) / CLK_TCK) * 1000) / samples
+  times.sort((a, b) => a - b)
+  const series = text.split('\n').filter((l) => l !== '' && !l.startsWith('#')).length
+  return { samples, medianMs: times[Math.floor(times.length / 2)] as number, maxMs: times[times.length - 1] as number, cpuMsPerScrape, series, bytes: Buffer.byteLength(text) }
+}
+
+/** A URL without its password, for the log. */
+function redactUrl(url: string): string {
+  try {
+    const u = new URL(url)
+    if (u.password) u.password = '***'
+    return u.toString()
+  } catch {
+    return '(unparsable)'
+  }
 }
 
 /** The commit measured, and whether the working tree differed from it. */

@@ -3,7 +3,9 @@
 // the database, reports migration state, proves the secret by a test signing
 // with the stored keys, and checks that the JWKS URL answers with keys. Exit 0
 // when all is well, 1 otherwise; never prints a secret.
+import { getCookies } from 'better-auth/cookies'
 import { createAuth } from './auth/better-auth.ts'
+import { configuredCookieProblems } from './auth/set-cookie-audit.ts'
 import { ConfigError, deriveUrlDefaults, loadConfig } from './config/load.ts'
 import type { Config } from './config/load.ts'
 import { migrationState } from './db/migrate.ts'
@@ -43,6 +45,16 @@ export async function checkConfig(env: Record<string, string | undefined>): Prom
     await checkConnectivity(pool, resolved.databaseUrl)
     lines.push({ ok: true, check: 'database', detail: `reachable at ${describeDatabase(resolved.databaseUrl)}` })
     const auth = createAuth(resolved, { pool, log: createLogger('silent') })
+    const cookieProblems = configuredCookieProblems(getCookies(auth.options).sessionToken, {
+      baseUrl: resolved.baseUrl,
+      trustedOrigins: resolved.trustedOrigins,
+      sessionExpiresInSeconds: resolved.session.expiresInSeconds,
+    })
+    lines.push(
+      cookieProblems.length === 0
+        ? { ok: true, check: 'cookies', detail: `${getCookies(auth.options).sessionToken.name}: browsers on ${new URL(resolved.baseUrl).origin} will keep it` }
+        : { ok: false, check: 'cookies', detail: cookieProblems.map((f) => `${f.problem} (${f.cookie} for ${f.host})`).join(', ') },
+    )
     const state = await migrationState(auth)
     const pending = [...state.pendingTables.map((t) => `table ${t}`), ...state.pendingColumns.map((c) => `column ${c}`)]
     lines.push({

@@ -23,7 +23,7 @@ type Entry = ReasonGuide | ByMechanism
 export const unauthorizedGuide = {
   no_credentials: {
     meaning: 'neither a Bearer token nor a session cookie',
-    cause: 'a client that never signed in; a server-side caller that forwards no cookie',
+    cause: 'a client that never signed in (curl, scanners, health checkers); server runtimes, mobile apps and browsers get their own reasons',
     check: 'the routes and user agents of these requests: scanners and health checkers are expected, a first-party client is not',
   },
   no_cookie: {
@@ -32,9 +32,39 @@ export const unauthorizedGuide = {
     check: 'the `Set-Cookie` of a sign-in response through the load balancer (Domain, Path, Secure) and the access line\'s `cookieNames`',
   },
   cross_site_no_cookie: {
-    meaning: 'no session cookie on a cross-site request (`Sec-Fetch-Site: cross-site` or a foreign `Origin`)',
-    cause: '`SameSite=Lax` cookies are not sent on cross-site fetches: serve the app same-site or change cookie attributes',
+    meaning: 'no session cookie on a request the browser marked `Sec-Fetch-Site: cross-site`',
+    cause: '`SameSite=Lax` cookies are not sent on cross-site fetches: serve the app same-site, or set `COOKIE_SAME_SITE=none` with an https `BETTER_AUTH_URL`',
     check: 'the access line\'s `origin` and `secFetchSite`: which app calls the gateway from another site',
+  },
+  cookie_not_returned: {
+    meaning: 'this client (same IP and User-Agent) received a session cookie from a sign-in within `FRESH_SIGN_IN_WINDOW_SECONDS` and now calls without one',
+    cause: 'the cookie was refused or not sent back: `Secure` over http, a `Domain` the page is not under, `SameSite` on a cross-site app, `credentials: "include"` missing, a client without a cookie jar',
+    check: 'the access line\'s `secFetchSite`, `origin`, `clientKind` and `sinceSignInSeconds`, and `authgw_set_cookie_problems_total` for the sign-in\'s `Set-Cookie`',
+  },
+  credentials_omitted: {
+    meaning: 'a same-site browser `fetch` (`Sec-Fetch-Mode: cors`) that carried no cookies at all',
+    cause: 'the page calls the gateway on another origin of its site without `credentials: "include"` (fetch) or `withCredentials` (XHR, axios)',
+    check: 'the calling page (the access line\'s `origin`): its fetch options and its HTTP client\'s defaults',
+  },
+  server_side_no_cookie: {
+    meaning: 'a server runtime (Node, undici, Next.js, Deno, Bun, python-requests …, by User-Agent, no `Sec-Fetch-*`) without the session cookie',
+    cause: 'an SSR page, server action or backend calls the gateway without forwarding the browser\'s `Cookie` header',
+    check: 'the server code that calls the gateway: it must forward the incoming `Cookie` header (or send a Bearer JWT)',
+  },
+  mobile_no_cookie: {
+    meaning: 'an Expo / React Native client (`expo-origin` header, OkHttp, CFNetwork or Dalvik User-Agent) without the session cookie',
+    cause: 'native HTTP stacks keep no browser cookie jar: the app does not store the cookie from sign-in and send it back',
+    check: 'the app\'s better-auth client: the Expo plugin (`@better-auth/expo`) with its secure cookie storage, or a Bearer JWT',
+  },
+  duplicate_session_cookie: {
+    meaning: 'the session cookie name arrived more than once and the first value (the one better-auth and the gateway honour) was refused',
+    cause: 'a host-only and a `Domain` cookie of one name (a changed `COOKIE_DOMAIN`, an app on a parent domain), or cookie tossing from a sibling subdomain',
+    check: 'the access line\'s `sessionCookieCount` and `firstCookieReason`; clear the stale cookie (same name, both Domain variants) and keep one cookie Domain',
+  },
+  session_data_without_token: {
+    meaning: 'better-auth\'s session-data (cookie cache) cookie arrived without the session-token cookie',
+    cause: 'a proxy, CDN or framework folded several `Set-Cookie` headers into one or dropped one',
+    check: 'the raw response of a sign-in through every proxy in front of the gateway: one `Set-Cookie` header per cookie',
   },
   cookie_name_mismatch: {
     meaning: 'a session cookie under another name (`__Secure-` vs plain, another `cookiePrefix`)',
@@ -62,6 +92,11 @@ export const unauthorizedGuide = {
     meaning: 'valid signature, no session row',
     cause: 'signed out or revoked, database reset, another environment\'s database',
     check: '`authgw_sessions_revoked_total` and whether the database was reset, restored or switched',
+  },
+  fresh_session_not_found: {
+    meaning: 'valid signature, no session row, for a session this instance issued within `FRESH_SIGN_IN_WINDOW_SECONDS`',
+    cause: 'the store lost or has not yet got a session written seconds ago: read-replica lag, secondary-storage eviction, replicas on different databases',
+    check: 'replication lag of the database the gateway reads and that every replica\'s `DATABASE_URL` points at the database better-auth writes',
   },
   session_expired: {
     meaning: 'the session row has expired',

@@ -26,6 +26,14 @@ export const SessionReason = {
   session_not_found: 'session_not_found',
   session_expired: 'session_expired',
   user_not_found: 'user_not_found',
+  // The causes of "401 after sign-in" that hid under the reasons above (docs/reasons.md, "Causes covered").
+  cookie_not_returned: 'cookie_not_returned',
+  credentials_omitted: 'credentials_omitted',
+  server_side_no_cookie: 'server_side_no_cookie',
+  mobile_no_cookie: 'mobile_no_cookie',
+  duplicate_session_cookie: 'duplicate_session_cookie',
+  session_data_without_token: 'session_data_without_token',
+  fresh_session_not_found: 'fresh_session_not_found',
 } as const
 export type SessionReason = (typeof SessionReason)[keyof typeof SessionReason]
 
@@ -170,7 +178,12 @@ export const DbOperation = {
 } as const
 export type DbOperation = (typeof DbOperation)[keyof typeof DbOperation]
 
-export const RateLimitReason = { rate_limited: 'rate_limited' } as const
+export const RateLimitReason = {
+  rate_limited: 'rate_limited',
+  /** The limited client address is a TRUST_PROXY hop's: everyone behind that proxy shares one bucket. */
+  client_ip_unresolved: 'client_ip_unresolved',
+} as const
+export type RateLimitReason = (typeof RateLimitReason)[keyof typeof RateLimitReason]
 
 /** Reasons of 4xx answers that are about the request itself, not about credentials. */
 export const RequestErrorReason = {
@@ -183,6 +196,19 @@ export const RequestErrorReason = {
   header_too_large: 'header_too_large',
 } as const
 export type RequestErrorReason = (typeof RequestErrorReason)[keyof typeof RequestErrorReason]
+
+/** Why a browser will drop a Set-Cookie better-auth sent (`authgw_set_cookie_problems_total{problem}`). */
+export const SetCookieProblem = {
+  domain_public_suffix: 'domain_public_suffix',
+  domain_not_host_suffix: 'domain_not_host_suffix',
+  domain_ip: 'domain_ip',
+  secure_over_http: 'secure_over_http',
+  samesite_none_without_secure: 'samesite_none_without_secure',
+  partitioned_without_secure: 'partitioned_without_secure',
+  too_large: 'too_large',
+  max_age_shorter_than_session: 'max_age_shorter_than_session',
+} as const
+export type SetCookieProblem = (typeof SetCookieProblem)[keyof typeof SetCookieProblem]
 
 export const valuesOf = <T extends Record<string, string>>(o: T): Array<T[keyof T]> =>
   Object.values(o) as Array<T[keyof T]>

@@ -12,8 +12,10 @@ import type { Auth, AuthHooks } from './auth/better-auth.ts'
 import { connectAuthHooks, createGatewayAuth } from './auth/gateway-auth.ts'
 import type { JwksStore } from './auth/jwks.ts'
 import type { JwtVerifier } from './auth/jwt.ts'
+import { requestAudience } from './auth/cookie-audit-step.ts'
 import { mountAuth } from './auth/mount.ts'
 import type { TokenMinter } from './auth/minter.ts'
+import { clientIpUnresolved } from './proxy/client-ip.ts'
 import { cookieNamesFor } from './auth/session.ts'
 import type { SessionValidator } from './auth/session.ts'
 import type { ResolvedConfig } from './config/load.ts'
@@ -114,7 +116,18 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
   app.setNotFoundHandler(notFoundHandler)
 
   await app.register(cors, { baseUrl: config.baseUrl, trustedOrigins: config.trustedOrigins })
-  await app.register(mountAuth, { auth, metrics, sessions, probeSignOuts: gatewayAuth.probeSignOuts, pool, bodyLimit: config.limits.authBodyBytes, origin: new URL(config.baseUrl).origin })
+  await app.register(mountAuth, {
+    auth,
+    metrics,
+    sessions,
+    probeSignOuts: gatewayAuth.probeSignOuts,
+    pool,
+    bodyLimit: config.limits.authBodyBytes,
+    origin: new URL(config.baseUrl).origin,
+    freshSignIns: gatewayAuth.freshSignIns,
+    clientIpUnresolved: clientIpUnresolved(config.trustProxy),
+    cookieAudience: requestAudience(sessions.cookieNames.sessionToken, config.session.expiresInSeconds),
+  })
   await app.register(proxy, {
     upstreamUrl: config.upstreamUrl,
     publicPaths: config.publicPaths,

@@ -10,6 +10,8 @@ import type { Logger } from 'pino'
 import { createAuth } from './auth/better-auth.ts'
 import type { Auth, AuthHooks } from './auth/better-auth.ts'
 import type { ResolvedConfig } from './config/load.ts'
+import { configuredCookieProblems } from './auth/set-cookie-audit.ts'
+import { getCookies } from 'better-auth/cookies'
 import { runMigrations } from './db/migrate.ts'
 import { checkConnectivity, createPool, describeDatabase } from './db/pool.ts'
 import { buildMetricsServer } from './metrics-server.ts'
@@ -148,6 +150,7 @@ export async function startGateway(config: ResolvedConfig, opts: { logger: Logge
       'authgw started',
     )
     warnOnSchemeMismatch(config, log)
+    warnOnCookieProblems(config, auth, log)
 
     let closing: Promise<void> | undefined
     return {
@@ -258,5 +261,18 @@ function warnOnSchemeMismatch(config: ResolvedConfig, log: Logger): void {
       { event: 'cookie_scheme_mismatch', base_url: config.baseUrl, listening: 'http', trust_proxy: false },
       'BETTER_AUTH_URL is https but the gateway is reached over plain http without a trusted proxy: browsers will drop the Secure __Secure- session cookie (reason no_cookie / cookie_name_mismatch)',
     )
+  }
+}
+
+/** The cookie audit, once, on the configured attributes: a warning per problem (check-config fails on them). */
+function warnOnCookieProblems(config: ResolvedConfig, auth: Auth, log: Logger): void {
+  const cookie = getCookies(auth.options).sessionToken
+  const findings = configuredCookieProblems(cookie, {
+    baseUrl: config.baseUrl,
+    trustedOrigins: config.trustedOrigins,
+    sessionExpiresInSeconds: config.session.expiresInSeconds,
+  })
+  for (const f of findings) {
+    log.warn({ event: 'set_cookie_problem', at: 'startup', cookie: f.cookie, problem: f.problem, host: f.host }, 'browsers will drop the session cookie with this configuration')
   }
 }

@@ -48,7 +48,9 @@ const sumRate = (by: string, selector: string, w: string) => `sum by (${by}) (ra
 const EXPECTED_401 = 'no_credentials|invalid_credentials'
 /** Protected-route decisions on credentials that were presented. */
 const CREDENTIALED = 'session|jwt'
-const COOKIE_MISSING = 'no_cookie|cross_site_no_cookie|cookie_name_mismatch'
+// docs/reasons.md splits "a signed-in client without its cookie" into named causes; all of them are this alert's.
+const COOKIE_MISSING =
+  'no_cookie|cross_site_no_cookie|cookie_name_mismatch|cookie_not_returned|credentials_omitted|server_side_no_cookie|mobile_no_cookie|duplicate_session_cookie|session_data_without_token'
 
 const seconds = (w: string): number => {
   const m = /^(\d+)([smhd])$/.exec(w)

@@ -1,6 +1,6 @@
 // Counting what better-auth answered: sign-in attempts, tokens issued and
 // refused, rate limiting. Steps of the /api/auth/* mount (see mount.ts).
-import { SignInOutcome, SignInReason, TokenIssueFailureReason, TokenKind, TokenVia } from '../reasons.ts'
+import { RateLimitReason, SignInOutcome, SignInReason, TokenIssueFailureReason, TokenKind, TokenVia } from '../reasons.ts'
 import type { SignInReason as SignInReasonT } from '../reasons.ts'
 import type { Metrics } from '../telemetry/metrics.ts'
 import { exemplarOf } from './decision.ts'
@@ -8,7 +8,10 @@ import type { AuthExchange } from './exchange.ts'
 import { AuthRoute } from './routes.ts'
 
 export function countRateLimited(x: AuthExchange, metrics: Metrics): void {
-  if (x.status === 429) metrics.rateLimited(x.route)
+  if (x.status !== 429) return
+  // One bucket for everyone behind a proxy is a misconfiguration, not an attack.
+  metrics.rateLimited(x.route, x.clientIpUnresolved === true ? RateLimitReason.client_ip_unresolved : RateLimitReason.rate_limited)
+  if (x.clientIpUnresolved === true) x.request.authgw.detail = { ...x.request.authgw.detail, clientIpUnresolved: true }
 }
 
 export function countSignIn(x: AuthExchange, metrics: Metrics): void {

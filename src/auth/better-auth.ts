@@ -52,6 +52,11 @@ export function createAuth(config: ResolvedConfig, deps: { pool: Pool; log: Logg
     rateLimit: { enabled: config.authRateLimit, ...deps.shared?.rateLimit },
     advanced: {
       ipAddress: { ipAddressHeaders: [CLIENT_IP_HEADER] },
+      // COOKIE_*: what a user changes when a reason names a cookie attribute
+      // (docs/reasons.md); the gateway reads the cookie under better-auth's name.
+      ...(config.cookies.prefix !== undefined ? { cookiePrefix: config.cookies.prefix } : {}),
+      ...(config.cookies.domain !== undefined ? { crossSubDomainCookies: { enabled: true, domain: config.cookies.domain } } : {}),
+      defaultCookieAttributes: { sameSite: config.cookies.sameSite, ...(config.cookies.partitioned ? { partitioned: true } : {}) },
     },
     // Every line better-auth writes goes through pino, at pino's level.
     logger: {

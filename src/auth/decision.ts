@@ -16,7 +16,8 @@ const SESSION_REASONS = new Set<string>(Object.values(SessionReason))
 const JWT_REASONS = new Set<string>(Object.values(JwtReason))
 
 export const exemplarOf = () => {
-  const ids = activeTraceIds()
+  // Called only for denials and failures, whose traces are always exported.
+  const ids = activeTraceIds({ recorded: true })
   return ids ? { trace_id: ids.trace_id } : undefined
 }
 

@@ -51,6 +51,8 @@ export type AuthExchange = {
   known?: SessionVerdict
   /** Why a session route refused (a 401 or a null session), decided by the store. */
   refusal?: SessionNullReason
+  /** A 429 whose client address is a TRUST_PROXY hop's own. */
+  clientIpUnresolved?: boolean
 }
 
 /**

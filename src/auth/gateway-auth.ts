@@ -12,6 +12,8 @@ import { pseudonymize } from '../telemetry/fingerprint.ts'
 import type { Metrics } from '../telemetry/metrics.ts'
 import { inSpan } from '../telemetry/tracing.ts'
 import type { Auth, AuthHooks } from './better-auth.ts'
+import { auditReplyCookies, requestAudience } from './cookie-audit-step.ts'
+import { FRESH_SIGN_IN_MAX_ENTRIES, FreshSignIns } from './fresh-sign-ins.ts'
 import { createGuard } from './guard.ts'
 import type { Guard } from './guard.ts'
 import { JwksStore } from './jwks.ts'
@@ -28,6 +30,8 @@ export type GatewayAuth = {
   jwtVerifier: JwtVerifier
   minter: TokenMinter
   guard: Guard
+  /** Sign-ins and sessions this instance handed out within FRESH_SIGN_IN_WINDOW_SECONDS. */
+  freshSignIns: FreshSignIns
   /** User and session ids as they may appear in logs. */
   pseudonymize: (id: string) => string
   /** Sessions the sign-in probe is ending: not counted as revocations. */
@@ -39,8 +43,10 @@ export function createGatewayAuth(
   deps: { auth: Auth; pool: Pool; metrics: Metrics; cookieNames: CookieNames; readShared?: SharedSessionReader },
 ): GatewayAuth {
   const { auth, pool, metrics } = deps
+  const freshSignIns = new FreshSignIns({ windowSeconds: config.session.freshSignInWindowSeconds, maxEntries: FRESH_SIGN_IN_MAX_ENTRIES })
   const sessions = new SessionValidator({
     pool,
+    issuedRecently: (token) => freshSignIns.issuedRecently(token),
     secret: config.secret,
     cookieNames: deps.cookieNames,
     cacheTtlSeconds: config.session.cacheTtlSeconds,
@@ -82,8 +88,17 @@ export function createGatewayAuth(
 
   const minter = new TokenMinter(auth, metrics, config.session.cacheMaxEntries)
   const pseudo = pseudonymize(config.secret)
-  const guard = createGuard({ metrics, sessions, jwtVerifier, minter, pseudonymize: pseudo })
-  return { sessions, jwks, jwtVerifier, minter, guard, pseudonymize: pseudo, probeSignOuts: new ProbeSignOuts() }
+  const audience = requestAudience(deps.cookieNames.sessionToken, config.session.expiresInSeconds)
+  const guard = createGuard({
+    metrics,
+    sessions,
+    jwtVerifier,
+    minter,
+    pseudonymize: pseudo,
+    freshSignIns,
+    auditSetCookies: (request, setCookie) => auditReplyCookies(request, setCookie, audience, metrics),
+  })
+  return { sessions, jwks, jwtVerifier, minter, guard, freshSignIns, pseudonymize: pseudo, probeSignOuts: new ProbeSignOuts() }
 }
 
 /** better-auth's hooks, filled in: a new signing key, a deleted session (sign-out, revocation, clean-up). */
@@ -91,6 +106,7 @@ export function connectAuthHooks(hooks: AuthHooks, parts: GatewayAuth, metrics: 
   hooks.onSigningKeyCreated = () => parts.jwks.keyCreated()
   hooks.onSessionDeleted = (s) => {
     parts.sessions.evictToken(s.token)
+    parts.freshSignIns.sessionEnded(s.token)
     parts.minter.evict(s.id)
     if (!parts.probeSignOuts.has(s.token)) metrics.sessionRevoked()
     logger.info({ event: 'session_revoked', session: parts.pseudonymize(s.id) }, 'audit')

@@ -12,6 +12,9 @@ import { JwksUnavailableError } from './jwks.ts'
 import type { JwtVerifier } from './jwt.ts'
 import { TokenMintError } from './minter.ts'
 import type { TokenMinter } from './minter.ts'
+import { cookieOccurrences, missingCookieDetail, missingCookieReason } from './cookie-diagnosis.ts'
+import type { MissingCookieEvidence } from './cookie-diagnosis.ts'
+import type { FreshSignIns } from './fresh-sign-ins.ts'
 import { parseCookieHeader } from './session.ts'
 import type { SessionResult, SessionValidator } from './session.ts'
 
@@ -23,6 +26,10 @@ export type GuardDeps = {
   jwtVerifier: JwtVerifier
   minter: TokenMinter
   pseudonymize: (userId: string) => string
+  /** Sign-ins of the last FRESH_SIGN_IN_WINDOW_SECONDS (cookie_not_returned). */
+  freshSignIns?: FreshSignIns
+  /** The Set-Cookie audit for a session extension's cookie (cookie-audit-step.ts). */
+  auditSetCookies?: (request: FastifyRequest, setCookie: readonly string[]) => void
 }
 
 const BEARER = /^Bearer +([^\s]+) *$/i
@@ -56,6 +63,11 @@ export function createGuard(deps: GuardDeps): Guard {
       if (result.alg) span?.setAttribute(Attr.jwtAlg, result.alg)
       if (!result.ok) {
         span?.setAttributes({ [Attr.outcome]: 'denied', [Attr.reason]: result.reason })
+        // A stale token shadowing a good cookie: say so (the bearer still decides).
+        if (await hasValidSessionCookie(request)) {
+          span?.setAttribute(Attr.alsoHadSessionCookie, true)
+          request.authgw.detail = { ...request.authgw.detail, alsoHadSessionCookie: true }
+        }
         deny(metrics, request, reply, Mechanism.jwt, result.reason)
         return undefined
       }
@@ -63,6 +75,17 @@ export function createGuard(deps: GuardDeps): Guard {
       allow(metrics, request, Mechanism.jwt, deps.pseudonymize(result.claims.sub))
       return token
     })
+  }
+
+  async function hasValidSessionCookie(request: FastifyRequest): Promise<boolean> {
+    const cookies = parseCookieHeader(request.headers.cookie)
+    if (!cookies.has(sessions.cookieNames.sessionToken)) return false
+    try {
+      return (await sessions.validate(cookies))?.ok === true
+    } catch {
+      // A store that cannot answer says nothing about the cookie; the bearer's reason stands.
+      return false
+    }
   }
 
   async function viaSession(request: FastifyRequest, reply: FastifyReply, cookies: Map<string, string>): Promise<string | undefined> {
@@ -80,18 +103,19 @@ export function createGuard(deps: GuardDeps): Guard {
         throw err
       }
       if (result === undefined) {
-        // No session cookie at all. Tell a browser that dropped it on a
-        // cross-site call apart from a client that never had one.
-        const reason = noCookieReason(request, cookies.size > 0, secureCookie)
+        // No session cookie at all: say which of the known stories this is.
+        const evidence = missingCookieEvidence(request, cookies, secureCookie, sessions, deps.freshSignIns)
+        const reason = missingCookieReason(evidence)
         span?.setAttributes({ [Attr.outcome]: 'denied', [Attr.reason]: reason })
-        request.authgw.detail = { cookieNames, origin: request.headers.origin, secFetchSite: request.headers['sec-fetch-site'] }
+        request.authgw.detail = missingCookieDetail(evidence)
         deny(metrics, request, reply, reason === NoCredentialReason.no_credentials ? Mechanism.none : Mechanism.session, reason)
         return undefined
       }
       if (!result.ok) {
-        span?.setAttributes({ [Attr.outcome]: 'denied', [Attr.reason]: result.reason })
-        request.authgw.detail = { cookieNames }
-        deny(metrics, request, reply, Mechanism.session, result.reason)
+        const refusal = duplicateCookieReason(request, sessions, result.reason)
+        span?.setAttributes({ [Attr.outcome]: 'denied', [Attr.reason]: refusal.reason })
+        request.authgw.detail = { cookieNames, ...refusal.detail }
+        deny(metrics, request, reply, Mechanism.session, refusal.reason)
         return undefined
       }
       span?.setAttributes({ [Attr.outcome]: 'allowed', [Attr.cacheHit]: result.cached })
@@ -99,6 +123,7 @@ export function createGuard(deps: GuardDeps): Guard {
         // The extended session's cookie, as better-auth set it; the proxy hop
         // sends the gateway's headers along with the upstream's.
         for (const cookie of result.setCookie) reply.header('set-cookie', cookie)
+        deps.auditSetCookies?.(request, result.setCookie)
         request.log.info({ event: 'session_extended', session: deps.pseudonymize(result.identity.sessionId) }, 'audit')
       }
       let token: string
@@ -124,23 +149,51 @@ export function createGuard(deps: GuardDeps): Guard {
   }
 }
 
-/** Why a request carried no session cookie; shared with the /api/auth/token and /get-session labelling. */
-export function noCookieReason(request: FastifyRequest, hadCookies: boolean, secureCookie: boolean) {
-  const site = request.headers['sec-fetch-site']
-  if (site === 'cross-site') return SessionReason.cross_site_no_cookie
-  const origin = request.headers.origin
-  if (site === undefined && typeof origin === 'string' && origin !== 'null') {
-    try {
-      if (new URL(origin).hostname !== request.hostname) return SessionReason.cross_site_no_cookie
-    } catch {
-      // An unparseable Origin says nothing about the site.
-    }
+/** What the request and this instance know about a missing session cookie. */
+export function missingCookieEvidence(
+  request: FastifyRequest,
+  cookies: Map<string, string>,
+  secureCookie: boolean,
+  sessions: SessionValidator,
+  fresh: FreshSignIns | undefined,
+): MissingCookieEvidence {
+  return {
+    headers: request.headers,
+    protocol: request.protocol,
+    cookies,
+    secureCookie,
+    sessionDataName: sessions.cookieNames.sessionData,
+    sinceSignIn: fresh?.sinceSignIn(fresh.clientKey(request.ip, request.headers['user-agent'])),
   }
-  // A browser (it sends Sec-Fetch-*) or a client with other cookies is a
-  // cookie client whose session cookie is missing.
-  if (hadCookies || site !== undefined) return SessionReason.no_cookie
-  // A Secure (`__Secure-`) session cookie is never sent over plain http, and
-  // browsers send no Sec-Fetch-* to such origins: every cookie client lands here.
-  if (secureCookie && request.protocol === 'http') return SessionReason.no_cookie
-  return NoCredentialReason.no_credentials
+}
+
+/** Why a request carried no session cookie; shared with the /api/auth/token and /get-session labelling. */
+export function noCookieReason(
+  request: FastifyRequest,
+  hadCookies: boolean,
+  secureCookie: boolean,
+  evidence: { sessions?: SessionValidator; fresh?: FreshSignIns } = {},
+) {
+  const cookies = parseCookieHeader(request.headers.cookie)
+  if (!hadCookies) cookies.clear()
+  if (evidence.sessions === undefined) return missingCookieReason({ headers: request.headers, protocol: request.protocol, cookies, secureCookie })
+  return missingCookieReason(missingCookieEvidence(request, cookies, secureCookie, evidence.sessions, evidence.fresh))
+}
+
+/**
+ * The session cookie's name came more than once (a host-only and a Domain
+ * cookie, or cookie tossing from a sibling subdomain). Like better-auth
+ * (better-call's parser), only the first value is ever honoured, so the
+ * gateway and better-auth's own endpoints always agree; when that value is
+ * refused the reason says the name was duplicated, and the log line keeps why
+ * the first one failed.
+ */
+export function duplicateCookieReason(
+  request: FastifyRequest,
+  sessions: SessionValidator,
+  reason: SessionReason,
+): { reason: SessionReason; detail: Record<string, unknown> } {
+  const n = cookieOccurrences(request.headers.cookie, sessions.cookieNames.sessionToken)
+  if (n < 2) return { reason, detail: {} }
+  return { reason: SessionReason.duplicate_session_cookie, detail: { sessionCookieCount: Math.min(n, 20), firstCookieReason: reason } }
 }

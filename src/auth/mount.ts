@@ -29,6 +29,10 @@ import { AuthRoute, SESSION_ROUTES, authPath, authRouteLabel } from './routes.ts
 import { parseCookieHeader } from './session.ts'
 import type { SessionValidator } from './session.ts'
 import { SessionRefresher } from './session-refresh.ts'
+import { auditAuthCookies } from './cookie-audit-step.ts'
+import type { AudienceOf } from './cookie-audit-step.ts'
+import type { FreshSignIns } from './fresh-sign-ins.ts'
+import { rememberSignIns } from './sign-in-memory.ts'
 import { createSessionVerdicts } from './session-verdict.ts'
 import type { SessionVerdict, SessionVerdicts } from './session-verdict.ts'
 
@@ -45,6 +49,12 @@ export type MountOptions = {
   bodyLimit: number
   /** Origin of BETTER_AUTH_URL: better-auth's request URL never comes from the client's Host. */
   origin: string
+  /** Sign-ins this instance remembers (cookie_not_returned, fresh_session_not_found). */
+  freshSignIns?: FreshSignIns
+  /** The request's client address is a TRUST_PROXY hop's own (rate limiting cannot tell clients apart). */
+  clientIpUnresolved?: (request: FastifyRequest) => boolean
+  /** Scheme and host the browser sees, for the Set-Cookie audit. */
+  cookieAudience?: AudienceOf
 }
 
 /**
@@ -70,7 +80,12 @@ async function mountPlugin(app: FastifyInstance, opts: MountOptions) {
   // better-auth and the gateway's session path meet here: the gateway extends
   // sessions through better-auth's getSession, with better-auth's settings.
   sessions.extendSessionsWith(new SessionRefresher(auth, { onStoreError: () => opts.metrics.dbError(DbOperation.session_refresh) }))
-  const verdicts = createSessionVerdicts(sessions)
+  const verdicts = createSessionVerdicts(sessions, opts.freshSignIns)
+  const steps: readonly AuthResponseStep[] = [
+    ...AUTH_RESPONSE_STEPS,
+    ...(opts.freshSignIns === undefined ? [] : [rememberSignIns(opts.freshSignIns, sessions)]),
+    ...(opts.cookieAudience === undefined ? [] : [auditAuthCookies(opts.cookieAudience)]),
+  ]
 
   async function handleAuth(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     // The probe's requests are counted on its own series only.
@@ -91,6 +106,7 @@ async function mountPlugin(app: FastifyInstance, opts: MountOptions) {
     const answer = opts.probeSignOuts === undefined ? await handle() : await opts.probeSignOuts.during(probeToken, handle)
     const { status, body } = await setAuthResponse(reply, answer)
     const x: AuthExchange = { request, reply, route, status, body, known }
+    if (status === 429) x.clientIpUnresolved = opts.clientIpUnresolved?.(request) === true
 
     try {
       x.refusal = await sessionRefusal(verdicts, x)
@@ -101,7 +117,7 @@ async function mountPlugin(app: FastifyInstance, opts: MountOptions) {
     await mapStoreOutage(x, opts.pool)
     shapeNotFound(x)
 
-    for (const step of AUTH_RESPONSE_STEPS) {
+    for (const step of steps) {
       const pending = step(x, metrics)
       if (pending !== undefined) await pending
     }

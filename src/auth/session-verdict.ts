@@ -5,7 +5,8 @@
 import type { FastifyRequest } from 'fastify'
 import { AuthDisagreementReason, NoCredentialReason, SessionReason } from '../reasons.ts'
 import type { SessionNullReason } from '../reasons.ts'
-import { noCookieReason } from './guard.ts'
+import type { FreshSignIns } from './fresh-sign-ins.ts'
+import { duplicateCookieReason, noCookieReason } from './guard.ts'
 import { parseCookieHeader } from './session.ts'
 import type { SessionValidator } from './session.ts'
 
@@ -29,7 +30,7 @@ export type SessionVerdicts = {
   refusalReason(request: FastifyRequest, known: SessionVerdict | undefined): Promise<SessionNullReason>
 }
 
-export function createSessionVerdicts(sessions: SessionValidator): SessionVerdicts {
+export function createSessionVerdicts(sessions: SessionValidator, fresh?: FreshSignIns): SessionVerdicts {
   const secureCookie = sessions.cookieNames.sessionToken.startsWith('__Secure-')
 
   async function verdict(request: FastifyRequest, revalidate = false): Promise<SessionVerdict> {
@@ -37,10 +38,10 @@ export function createSessionVerdicts(sessions: SessionValidator): SessionVerdic
     const result = await sessions.validate(cookies, { revalidate })
     if (result === undefined) {
       // Same classification as the guard; on a better-auth endpoint the client is a session client.
-      const reason = noCookieReason(request, cookies.size > 0, secureCookie)
+      const reason = noCookieReason(request, cookies.size > 0, secureCookie, { sessions, fresh })
       return reason === NoCredentialReason.no_credentials ? SessionReason.no_cookie : reason
     }
-    return result.ok ? 'valid' : result.reason
+    return result.ok ? 'valid' : duplicateCookieReason(request, sessions, result.reason).reason
   }
 
   async function refusalReason(request: FastifyRequest, known: SessionVerdict | undefined): Promise<SessionNullReason> {

@@ -38,6 +38,8 @@ export type CookieNames = {
   otherVariant: string
   /** Every cookie name better-auth may set, so only these are stripped upstream. */
   all: string[]
+  /** better-auth's session-data (cookie cache) cookie, possibly chunked as `<name>.0`, `<name>.1` … */
+  sessionData?: string
 }
 
 export function cookieNamesFor(sessionTokenName: string, others: string[]): CookieNames {
@@ -49,7 +51,8 @@ export function cookieNamesFor(sessionTokenName: string, others: string[]): Cook
     all.add(plain)
     all.add(SECURE + plain)
   }
-  return { sessionToken: sessionTokenName, otherVariant, all: [...all] }
+  const sessionData = others.find((n) => n.endsWith('.session_data'))
+  return { sessionToken: sessionTokenName, otherVariant, all: [...all], ...(sessionData !== undefined ? { sessionData } : {}) }
 }
 
 /** Parse a Cookie header into name → raw value (first occurrence wins, like better-call). */
@@ -76,6 +79,8 @@ export type SessionValidatorOptions = {
   onDbError?: (err: unknown) => void
   /** Redis mode: a shared copy read before PostgreSQL (undefined: read PostgreSQL). */
   readShared?: (token: string) => Promise<LookupRow | undefined>
+  /** Whether this instance issued the token within FRESH_SIGN_IN_WINDOW_SECONDS (fresh-sign-ins.ts). */
+  issuedRecently?: (token: string) => boolean
   now?: () => number
 }
 
@@ -110,6 +115,10 @@ const LOOKUP_ATTEMPTS = 3
 // better-call's signed-cookie signature: HMAC-SHA256 in standard base64, 43 characters and one '='.
 const SIGNATURE = /^[A-Za-z0-9+/]{43}=$/
 
+// A named statement: each pooled connection parses and plans it once, then
+// only binds and executes (docs/adr/0060-named-session-lookup.md: the
+// database's CPU per lookup 218–264 → 78–89 µs).
+const LOOKUP_STATEMENT = 'authgw_session_lookup'
 const LOOKUP_SQL = `SELECT s.id AS sid, s."userId" AS uid, s."expiresAt" AS exp, u.id AS user_id, u.email, u.name
   FROM "session" s LEFT JOIN "user" u ON u.id = s."userId" WHERE s.token = $1`
 
@@ -260,6 +269,16 @@ export class SessionValidator {
     const verified = this.verifyCookie(found.value)
     if ('reason' in verified) return { ok: false, reason: verified.reason }
     const result = await this.lookup(verified.token, opts)
+    if (!result.ok && result.reason === SessionReason.session_not_found && this.#opts.issuedRecently?.(verified.token) === true) {
+      const key = cacheKey(verified.token)
+      if (!this.#isTombstone(key)) {
+        // Issued here seconds ago and not found: the store lags or lost it
+        // (read replica, eviction, a second database). Do not remember the
+        // miss, so the next request reads again.
+        this.#cache?.delete(key)
+        return { ok: false, reason: SessionReason.fresh_session_not_found }
+      }
+    }
     if (!result.ok || opts.extendWith === undefined) return result
     return this.#extendIfDue(verified.token, result, cookies, opts.extendWith)
   }
@@ -284,7 +303,7 @@ export class SessionValidator {
     const shared = await this.#opts.readShared?.(token)
     if (shared !== undefined) return shared
     try {
-      const res = await this.#pool.query<LookupRow>(LOOKUP_SQL, [token])
+      const res = await this.#pool.query<LookupRow>({ name: LOOKUP_STATEMENT, text: LOOKUP_SQL, values: [token] })
       return res.rows[0]
     } catch (err) {
       this.#opts.onDbError?.(err)

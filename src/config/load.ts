@@ -25,7 +25,14 @@ export type Config = {
   trustProxy: boolean | number | string[]
   publicPaths: string[]
   pool: { max: number; idleTimeoutMs: number; connectTimeoutMs: number; statementTimeoutMs: number }
-  session: { cookieCacheMaxAge: number; cacheTtlSeconds: number; cacheMaxEntries: number; expiresInSeconds: number; updateAgeSeconds: number }
+  session: {
+    cookieCacheMaxAge: number
+    cacheTtlSeconds: number
+    cacheMaxEntries: number
+    expiresInSeconds: number
+    updateAgeSeconds: number
+    freshSignInWindowSeconds: number
+  }
   jwt: {
     algorithms: string[]
     expirationSeconds: number
@@ -46,6 +53,8 @@ export type Config = {
     keepAliveTimeoutMs: number
   }
   shutdown: { drainMs: number; delayMs: number }
+  /** Session cookie attributes handed to better-auth; checked against BETTER_AUTH_URL by the startup cookie audit. */
+  cookies: { domain: string | undefined; sameSite: 'lax' | 'strict' | 'none'; partitioned: boolean; prefix: string | undefined }
   /** The synthetic sign-in probe; `url` undefined means BETTER_AUTH_URL. */
   probe: { intervalSeconds: number; url: string | undefined; path: string; stepTimeoutMs: number }
   authRateLimit: boolean
@@ -208,6 +217,17 @@ export function loadConfig(env: Env, opts: LoadOptions = {}): Readonly<Config> {
     if (!p.startsWith('/api/') || p.startsWith('/api/auth')) problems.push(`PUBLIC_PATHS entry ${JSON.stringify(p)} must start with /api/ and not be under /api/auth`)
   }
 
+  const cookieDomain = str('COOKIE_DOMAIN')?.toLowerCase().replace(/^\./, '')
+  if (cookieDomain !== undefined && !/^[a-z0-9.-]+$/.test(cookieDomain)) problems.push('COOKIE_DOMAIN must be a host name like example.com (no scheme, port or path)')
+  const sameSite = (str('COOKIE_SAME_SITE') ?? 'lax').toLowerCase()
+  if (sameSite !== 'lax' && sameSite !== 'strict' && sameSite !== 'none') problems.push('COOKIE_SAME_SITE must be lax, strict or none')
+  // Browsers drop a SameSite=None cookie without Secure, and Secure follows BETTER_AUTH_URL's scheme.
+  if (sameSite === 'none' && production && baseUrl !== undefined && !baseUrl.startsWith('https://')) {
+    problems.push('COOKIE_SAME_SITE=none requires an https BETTER_AUTH_URL (browsers drop SameSite=None cookies without Secure)')
+  }
+  const cookiePrefix = str('COOKIE_PREFIX')
+  if (cookiePrefix !== undefined && !/^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$/.test(cookiePrefix)) problems.push('COOKIE_PREFIX must be 1-64 letters, digits, dots, dashes or underscores')
+
   const logLevel = str('LOG_LEVEL') ?? 'info'
   if (!LOG_LEVELS.has(logLevel)) problems.push(`LOG_LEVEL must be one of ${[...LOG_LEVELS].join(', ')}`)
 
@@ -245,6 +265,7 @@ export function loadConfig(env: Env, opts: LoadOptions = {}): Readonly<Config> {
       cacheMaxEntries: int('SESSION_CACHE_MAX_ENTRIES', 10_000, 1),
       expiresInSeconds: int('SESSION_EXPIRES_IN_SECONDS', 604_800, 1, MAX_COOKIE_AGE_SECONDS),
       updateAgeSeconds: int('SESSION_UPDATE_AGE_SECONDS', 86_400, 0, MAX_COOKIE_AGE_SECONDS),
+      freshSignInWindowSeconds: int('FRESH_SIGN_IN_WINDOW_SECONDS', 300, 0, 86_400),
     },
     jwt: {
       algorithms: algorithms.length > 0 ? algorithms : ['EdDSA'],
@@ -271,6 +292,12 @@ export function loadConfig(env: Env, opts: LoadOptions = {}): Readonly<Config> {
       keepAliveTimeoutMs: int('KEEP_ALIVE_TIMEOUT_MS', 72_000, 1),
     },
     shutdown: { drainMs: int('SHUTDOWN_DRAIN_MS', 10_000), delayMs: int('SHUTDOWN_DELAY_MS', 0) },
+    cookies: {
+      domain: cookieDomain,
+      sameSite: sameSite === 'strict' || sameSite === 'none' ? sameSite : 'lax',
+      partitioned: bool('COOKIE_PARTITIONED', false),
+      prefix: cookiePrefix,
+    },
     probe: { intervalSeconds: probeInterval, url: probeUrl, path: probePath, stepTimeoutMs: int('PROBE_STEP_TIMEOUT_MS', 5_000, 100, 60_000) },
     authRateLimit: bool('AUTH_RATE_LIMIT', production),
     databaseListen: bool('DATABASE_LISTEN', true),

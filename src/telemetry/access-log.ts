@@ -32,7 +32,8 @@ export function createAccessLog(metrics: Metrics): AccessLog {
     const status = closed === 'client' ? CLIENT_CLOSED_STATUS : reply.statusCode
     const seconds = reply.elapsedTime / 1000
     // Captured when the request span started: its context is gone by now.
-    const ids = request.tracing?.ids
+    // A denial's or a 5xx's trace is exported even when the sampler dropped it (outcome-sampling.ts).
+    const ids = request.tracing?.ids ?? (status === 401 || status === 403 || status >= 500 ? request.tracing?.recordedIds : undefined)
     const a = request.authgw
     metricsFor(metrics, a.probe).observeRequest(request.method, route, status, seconds, ids ? { trace_id: ids.trace_id } : undefined)
     // reqId comes from the request's child logger.

@@ -7,6 +7,8 @@ export const Attr = {
   jwtKid: 'authgw.jwt.kid',
   jwtAlg: 'authgw.jwt.alg',
   cookieNames: 'authgw.cookie.names',
+  /** A bearer failure while a valid session cookie was also present (a stale token shadowing a good cookie). */
+  alsoHadSessionCookie: 'authgw.jwt.also_had_session_cookie',
   cacheHit: 'authgw.cache.hit',
   authEndpoint: 'authgw.auth.endpoint',
   jwksKeys: 'authgw.jwks.keys',

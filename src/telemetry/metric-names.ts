@@ -35,6 +35,7 @@ export const MetricName = {
   coherenceModeInfo: 'authgw_coherence_mode_info',
   invalidationBusUp: 'authgw_invalidation_bus_up',
   rateLimitStoreFailures: 'authgw_rate_limit_store_failures_total',
+  setCookieProblems: 'authgw_set_cookie_problems_total',
   // the synthetic sign-in probe (docs/adr/0050-sign-in-probe.md)
   probeRuns: 'authgw_probe_runs_total',
   probeLastSuccess: 'authgw_probe_last_success_timestamp_seconds',

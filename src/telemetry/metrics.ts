@@ -13,6 +13,7 @@ import { databaseMetrics } from './metrics/database.ts'
 import type { PoolStats } from './metrics/database.ts'
 import { cacheMetrics } from './metrics/caches.ts'
 import { infoMetrics } from './metrics/info.ts'
+import { cookieMetrics } from './metrics/cookies.ts'
 import { probeMetrics } from './metrics/probe.ts'
 import type { ConfigInfoLabels } from './metrics/info.ts'
 
@@ -40,6 +41,7 @@ export function createMetrics(registry: Registry, info: MetricsInfo) {
     ...upstreamMetrics(registry),
     ...databaseMetrics(registry, info.poolStats),
     ...cacheMetrics(registry),
+    ...cookieMetrics(registry),
     /** The synthetic sign-in probe's own series. */
     probe: probeMetrics(registry),
   }

@@ -22,6 +22,7 @@ export const USER_FACING_METHODS = [
   'unavailable',
   'rateLimited',
   'upstreamRetry',
+  'setCookieProblem',
 ] as const satisfies readonly MethodName[]
 
 export const SHARED_METHODS = [

@@ -19,7 +19,14 @@ import type { Attributes, AttributeValue } from '@opentelemetry/api'
 import type { ExportResult } from '@opentelemetry/core'
 import { PgInstrumentation } from '@opentelemetry/instrumentation-pg'
 import { NodeSDK } from '@opentelemetry/sdk-node'
-import { BatchSpanProcessor } from '@opentelemetry/sdk-trace-base'
+import {
+  AlwaysOffSampler,
+  AlwaysOnSampler,
+  BatchSpanProcessor,
+  ParentBasedSampler,
+  TraceIdRatioBasedSampler,
+} from '@opentelemetry/sdk-trace-base'
+import { OutcomeSpanProcessor, RecordUnsampledSampler } from './outcome-sampling.ts'
 import type { ReadableSpan, Sampler, SpanExporter } from '@opentelemetry/sdk-trace-base'
 import { Attr } from './attributes.ts'
 import { withoutQuery } from '../proxy/request-target.ts'
@@ -66,10 +73,13 @@ export async function startTracing(opts: TracingOptions = {}): Promise<TracingHa
   })
   const serviceNamed = env.OTEL_SERVICE_NAME !== undefined || /(^|,)\s*service\.name=/.test(env.OTEL_RESOURCE_ATTRIBUTES ?? '')
 
+  // The configured sampler decides; what it drops is still recorded and
+  // exported when the request turns out a denial or a 5xx (outcome-sampling.ts).
+  const configured = opts.sampler ?? samplerFromEnv(env)
   const sdk = new NodeSDK({
     serviceName: serviceNamed ? undefined : DEFAULT_SERVICE_NAME,
-    sampler: opts.sampler,
-    spanProcessors: [processor],
+    sampler: configured === undefined ? undefined : new RecordUnsampledSampler(configured),
+    spanProcessors: [configured === undefined ? processor : new OutcomeSpanProcessor(processor)],
     // Traces only: prom-client owns metrics, pino owns logs.
     metricReaders: [],
     logRecordProcessors: [],
@@ -86,6 +96,34 @@ export async function startTracing(opts: TracingOptions = {}): Promise<TracingHa
   setTracingRuntime({ fastifyPlugin: () => fastify.plugin(), handle })
   markTracingEnabled()
   return handle
+}
+
+/**
+ * OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG as the SDK reads them, for the
+ * built-in samplers (default parentbased_always_on); undefined for others
+ * (jaeger_remote …), which the SDK then builds itself, without the
+ * every-denial guarantee.
+ */
+export function samplerFromEnv(env: NodeJS.ProcessEnv): Sampler | undefined {
+  const name = (env.OTEL_TRACES_SAMPLER ?? 'parentbased_always_on').trim().toLowerCase()
+  const arg = Number(env.OTEL_TRACES_SAMPLER_ARG)
+  const ratio = () => new TraceIdRatioBasedSampler(Number.isFinite(arg) && arg >= 0 && arg <= 1 && env.OTEL_TRACES_SAMPLER_ARG?.trim() !== '' ? arg : 1)
+  switch (name) {
+    case 'always_on':
+      return new AlwaysOnSampler()
+    case 'always_off':
+      return new AlwaysOffSampler()
+    case 'traceidratio':
+      return ratio()
+    case 'parentbased_always_on':
+      return new ParentBasedSampler({ root: new AlwaysOnSampler() })
+    case 'parentbased_always_off':
+      return new ParentBasedSampler({ root: new AlwaysOffSampler() })
+    case 'parentbased_traceidratio':
+      return new ParentBasedSampler({ root: ratio() })
+    default:
+      return undefined
+  }
 }
 
 async function otlpExporterFromEnv(env: NodeJS.ProcessEnv): Promise<SpanExporter> {

@@ -18,6 +18,8 @@ export type TraceIds = { trace_id: string; span_id: string }
 export type TracingState = {
   /** The request span's ids, captured when it starts (the active context is gone by onResponse). */
   ids?: TraceIds
+  /** The ids of a recorded but unsampled request span: its trace is exported only for a denial or a 5xx (outcome-sampling.ts). */
+  recordedIds?: TraceIds
   /** The request span (recording or not) and the context holding it, set in onRequest. */
   requestSpan?: Span
   context?: Context
@@ -203,12 +205,17 @@ class DeferredSpan implements Span {
   }
 }
 
-/** trace_id/span_id of the active span when it is sampled. */
-export function activeTraceIds(): TraceIds | undefined {
+/**
+ * trace_id/span_id of the active span when it is sampled — or, with
+ * `recorded`, when it is recorded at all: a denial's or a 5xx's trace is
+ * exported whatever the sampler said (outcome-sampling.ts).
+ */
+export function activeTraceIds(opts: { recorded?: boolean } = {}): TraceIds | undefined {
   if (!tracingEnabled()) return undefined
   const span = trace.getSpan(context.active())
   const sc = span?.spanContext()
-  if (!sc || (sc.traceFlags & 1) === 0) return undefined
+  if (!sc) return undefined
+  if ((sc.traceFlags & 1) === 0 && !(opts.recorded === true && span?.isRecording() === true)) return undefined
   return { trace_id: sc.traceId, span_id: sc.spanId }
 }
 
@@ -250,6 +257,7 @@ export function getFastifyOtelPlugin(): FastifyPluginAsync | undefined {
         if (span !== undefined) {
           const sc = span.spanContext()
           if ((sc.traceFlags & TraceFlags.SAMPLED) !== 0) state.ids = { trace_id: sc.traceId, span_id: sc.spanId }
+          else if (span.isRecording()) state.recordedIds = { trace_id: sc.traceId, span_id: sc.spanId }
           if (span.isRecording()) span.setAttribute(Attr.requestId, request.id)
         }
         done()

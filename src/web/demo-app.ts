@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
+import { guideEntries } from '../reason-guide.ts'
 import { collectBrowserModules } from './browser-modules.ts'
 
 export type DemoAppOptions = {
@@ -17,6 +18,8 @@ export type DemoAppOptions = {
 }
 
 export const DEMO_APP_PREFIX = '/app'
+/** Where the page links a reason to: the reasons and "Debugging 401 after sign-in" tables. */
+export const REASONS_DOCS_URL = 'https://github.com/authgw/authgw/blob/main/docs/reasons.md'
 const MODULES_PREFIX = `${DEMO_APP_PREFIX}/modules`
 const PUBLIC_DIR = join(import.meta.dirname, 'public')
 const PROJECT_ROOT = join(import.meta.dirname, '..', '..')
@@ -56,6 +59,15 @@ async function demoAppPlugin(app: FastifyInstance, opts: DemoAppOptions) {
       .header('x-content-type-options', 'nosniff')
       .header('referrer-policy', 'no-referrer')
       .send(page),
+  )
+
+  // The page explains each reason from the same table as docs/reasons.md and the alerts.
+  const guide = JSON.stringify({
+    docs: REASONS_DOCS_URL,
+    reasons: [...guideEntries('unauthorized'), ...guideEntries('unavailable')].map((e) => ({ reason: e.reason, mechanism: e.mechanism, ...e.guide })),
+  })
+  app.get(`${DEMO_APP_PREFIX}/reasons.json`, async (_request, reply) =>
+    reply.header('content-type', 'application/json; charset=utf-8').header('cache-control', 'no-cache').send(guide),
   )
 
   app.get(`${DEMO_APP_PREFIX}/:asset`, async (request, reply) => {

@@ -45,16 +45,19 @@ t.test('https BETTER_AUTH_URL reached over http on a host name: warned at startu
   const r = await callApi(page)
   t.equal(r.status, '401')
   // What the gateway can see: no cookie, and no Sec-Fetch-* either, because
-  // Chromium sends fetch metadata only to potentially trustworthy origins. The
-  // gateway expects a Secure cookie yet is reached over http, so every cookie
-  // client is in this situation: it is filed as no_cookie.
-  t.equal(r.reason, 'no_cookie', 'a Secure session cookie cannot arrive over http')
+  // Chromium sends fetch metadata only to potentially trustworthy origins. But
+  // this very browser (address and User-Agent) received a session cookie
+  // seconds ago: the classic "401 right after sign-in", cookie_not_returned.
+  t.equal(r.reason, 'cookie_not_returned', 'the cookie from the sign-up did not come back')
   const line = gw.logs.accessLines().find((l) => l.reqId === r.requestId)
-  t.match(line, { status: 401, reason: 'no_cookie', mechanism: 'session', cookieNames: [] })
+  t.match(line, { status: 401, reason: 'cookie_not_returned', mechanism: 'session', cookieNames: [] })
+  t.type(line?.sinceSignInSeconds, 'number', 'how long after the sign-up')
   t.equal(line?.secFetchSite, undefined, 'no Sec-Fetch-Site over plain http to a host name')
   const after = await scrape(gw.metricsUrl)
-  t.equal(delta(afterUp, after, 'authgw_unauthorized_total', { source: 'gateway', mechanism: 'session', reason: 'no_cookie' }), 1)
-  t.equal(delta(afterUp, after, 'authgw_session_nulls_total', { reason: 'no_cookie' }), 1, 'counted as a session null, so the cookie alert sees it')
+  t.equal(delta(afterUp, after, 'authgw_unauthorized_total', { source: 'gateway', mechanism: 'session', reason: 'cookie_not_returned' }), 1)
+  t.equal(delta(afterUp, after, 'authgw_unauthorized_total'), 1, 'and no other 401 series')
+  t.equal(delta(afterUp, after, 'authgw_session_nulls_total', { reason: 'cookie_not_returned' }), 1, 'counted as a session null, so the cookie alert sees it')
+  t.equal(delta(afterUp, after, 'authgw_session_nulls_total'), 1, 'and no other session-null series')
   t.same(watch.problems, [])
 })
 

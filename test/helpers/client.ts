@@ -1,6 +1,9 @@
 // A minimal HTTP client with a cookie jar, talking to a gateway over real sockets.
 export type Res = { status: number; headers: Headers; body: any; text: string }
 
+/** The User-Agent of the test client: no known browser, server runtime or mobile stack. */
+export const TEST_CLIENT_UA = 'authgw-test-client/1'
+
 export class Client {
   readonly base: string
   readonly jar = new Map<string, string>()
@@ -13,7 +16,9 @@ export class Client {
   }
 
   async request(method: string, path: string, opts: { body?: unknown; headers?: Record<string, string>; cookies?: boolean } = {}): Promise<Res> {
-    const headers: Record<string, string> = { ...opts.headers }
+    // Node's fetch says `User-Agent: node`, a server runtime (docs/reasons.md:
+    // server_side_no_cookie); the test client names itself instead.
+    const headers: Record<string, string> = { 'user-agent': TEST_CLIENT_UA, ...opts.headers }
     if (opts.cookies !== false && this.jar.size > 0 && headers.cookie === undefined) headers.cookie = this.cookieHeader
     let body: string | undefined
     if (opts.body !== undefined) {

@@ -199,6 +199,10 @@ const KINDS: Array<() => Req> = [
   () => get(`/api/${rnd()}`, { cookie: `better-auth.session_token=${rnd()}.${randomBytes(32).toString('base64')}` }),
   () => get(`/api/${rnd()}`, { 'sec-fetch-site': rnd() }),
   () => get(`/api/${rnd()}`, { origin: `https://${rnd()}.example` }),
+  () => get(`/api/${rnd()}`, { 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'cors' }),
+  () => get(`/api/${rnd()}`, { 'user-agent': rnd(8) }),
+  () => get(`/api/${rnd()}`, { 'user-agent': `node-fetch/${rnd()}` }),
+  () => get(`/api/${rnd()}`, { 'user-agent': `okhttp/${rnd()}`, cookie: `better-auth.session_data=${rnd()}` }),
   () => get('/api/auth/token', { cookie: `${rnd()}=${rnd()}` }),
   () => get('/api/auth/token', { cookie: `${rnd()}.session_token=${rnd()}` }),
   () => get(`/api/auth/get-session?${rnd()}=${rnd()}`, { cookie: `better-auth.session_token=${rnd()}` }),
@@ -208,7 +212,8 @@ const KINDS: Array<() => Req> = [
 ]
 
 async function send(gw: TestGateway, r: Req): Promise<number> {
-  const res = await fetch(gw.url + r.path, { method: r.method, headers: r.headers, body: r.body, redirect: 'manual' })
+  // A client of no known kind unless the kind says otherwise (Node's own `node` is a server runtime).
+  const res = await fetch(gw.url + r.path, { method: r.method, headers: { 'user-agent': 'curl/8.5.0', ...r.headers }, body: r.body, redirect: 'manual' })
   await res.arrayBuffer()
   return res.status
 }
@@ -267,6 +272,8 @@ t.test('10,000 requests with random paths, bearer tokens and cookie names add no
     ['gateway', 'session', 'cookie_name_mismatch'],
     ['gateway', 'session', 'malformed_cookie'],
     ['gateway', 'session', 'bad_signature'],
+    ['gateway', 'session', 'server_side_no_cookie'],
+    ['gateway', 'session', 'session_data_without_token'],
     ['auth', 'session', 'no_cookie'],
     ['auth', 'session', 'cookie_name_mismatch'],
   ] as const) {

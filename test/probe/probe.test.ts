@@ -24,6 +24,9 @@ import { TEST_SECRET, freePort, startTestGateway } from '../helpers/gateway.ts'
 import type { TestGateway } from '../helpers/gateway.ts'
 import { REQUEST_NOISE, delta, scrape, seriesKey, unexpectedMovements } from '../helpers/metrics.ts'
 
+// About 15 gateways, each with its own database: 2.5–4.5 min on a loaded 2-core machine.
+t.setTimeout(600_000)
+
 const OTHER_SECRET = 'other-secret-Qm8Zr2Wx6Tn4Ls0Vb3Hy7Kd1Pj5Fc9Ge-authgw'
 const STEPS = valuesOf(ProbeStep)
 

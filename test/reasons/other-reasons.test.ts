@@ -72,7 +72,8 @@ t.test("better-auth's own 401s (source=auth)", async (t) => {
   }
 
   await t.test('no_cookie: /api/auth/token without any cookie', async (t) => {
-    const res = await measured(t, gw, () => new Client(gw.url).get('/api/auth/token'), {
+    // Another User-Agent than the test client that signed in above (that one would be cookie_not_returned).
+    const res = await measured(t, gw, () => new Client(gw.url).get('/api/auth/token', { headers: { 'user-agent': 'curl/8.5.0' } }), {
       [unauthorized('auth', 'session', 'no_cookie')]: 1,
       [seriesKey('authgw_session_nulls_total', { reason: 'no_cookie' })]: 1,
       [seriesKey('authgw_token_issue_failures_total', { reason: 'no_session' })]: 1,

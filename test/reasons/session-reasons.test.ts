@@ -17,6 +17,7 @@ import { delta, parseKey, scrape, seriesKey, unexpectedMovements } from '../help
 import { eventually } from '../faults/support.ts'
 
 const COOKIE = 'better-auth.session_token'
+const BROWSER_UA = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36'
 const OTHER_SECRET = 'other-secret-Qm8Zr2Wx6Tn4Ls0Vb3Hy7Kd1Pj5Fc9Ge-authgw'
 
 async function sql(url: string, text: string, values: unknown[] = []): Promise<Array<Record<string, unknown>>> {
@@ -35,7 +36,8 @@ type Session = { cookieValue: string; token: string; userId: string; email: stri
 async function freshSession(gw: TestGateway): Promise<Session> {
   const c = new Client(gw.url)
   const email = uniqueEmail('reason')
-  const res = await c.signUp(email, PASSWORD)
+  // The public origin: a replica started with another instance's BETTER_AUTH_URL checks Origin against it.
+  const res = await c.post('/api/auth/sign-up/email', { email, password: PASSWORD, name: 'Test User' }, { headers: { origin: new URL(gw.config.baseUrl).origin } })
   if (res.status !== 200) throw new Error(`sign-up: ${res.status} ${res.text}`)
   const cookieValue = c.jar.get(COOKIE)
   if (cookieValue === undefined) throw new Error('sign-up set no session cookie')
@@ -58,6 +60,9 @@ t.test('every session reason, on a protected route and on /api/auth/token', asyn
     databaseUrl: gw.databaseUrl,
     env: { BETTER_AUTH_URL: gw.config.baseUrl, BETTER_AUTH_SECRET: OTHER_SECRET },
   })
+  // A replica with the same secret and database: sessions it issues are not
+  // "fresh" to `gw` (FRESH_SIGN_IN_WINDOW_SECONDS is per instance).
+  const replica = await startTestGateway(t, { databaseUrl: gw.databaseUrl, env: { BETTER_AUTH_URL: gw.config.baseUrl } })
 
   const fingerprint = async (g: TestGateway) => {
     const keys = [...(await scrape(g)).keys()].filter((k) => parseKey(k).name === 'authgw_config_info')
@@ -98,13 +103,65 @@ t.test('every session reason, on a protected route and on /api/auth/token', asyn
     },
     {
       reason: SessionReason.session_not_found,
-      how: 'a real cookie whose session row was deleted',
+      how: 'a real cookie, issued by a replica (same database and secret), whose session row was deleted',
+      prepare: async () => {
+        const s = await freshSession(replica)
+        const rows = await sql(gw.databaseUrl, 'DELETE FROM "session" WHERE token = $1 RETURNING id', [s.token])
+        if (rows.length !== 1) throw new Error('session row not deleted')
+        return { gw, headers: { cookie: `${COOKIE}=${s.cookieValue}` } }
+      },
+    },
+    {
+      reason: SessionReason.fresh_session_not_found,
+      how: 'a real cookie this instance issued seconds ago whose session row is gone (a lagging replica, an evicted key, another database)',
       prepare: async () => {
         const s = await freshSession(gw)
         const rows = await sql(gw.databaseUrl, 'DELETE FROM "session" WHERE token = $1 RETURNING id', [s.token])
         if (rows.length !== 1) throw new Error('session row not deleted')
         return { gw, headers: { cookie: `${COOKIE}=${s.cookieValue}` } }
       },
+    },
+    {
+      reason: SessionReason.cookie_not_returned,
+      how: 'this client (same IP and User-Agent) signed up seconds ago and now calls without a session cookie',
+      prepare: async () => {
+        const ua = 'diagnosis-test-app/1.0'
+        const res = await new Client(gw.url).post('/api/auth/sign-up/email', { email: uniqueEmail('cnr'), password: PASSWORD, name: 'T' }, { headers: { 'user-agent': ua } })
+        if (res.status !== 200 || res.headers.getSetCookie().length === 0) throw new Error(`sign-up: ${res.status}`)
+        return { gw, headers: { 'user-agent': ua, cookie: 'theme=dark' } }
+      },
+    },
+    {
+      reason: SessionReason.credentials_omitted,
+      how: 'a same-site browser fetch (Sec-Fetch-Mode: cors) without any cookie: no credentials: "include"',
+      prepare: async () => ({
+        gw,
+        headers: { 'user-agent': BROWSER_UA, 'sec-fetch-site': 'same-site', 'sec-fetch-mode': 'cors', 'sec-fetch-dest': 'empty', origin: 'http://app.localhost' },
+      }),
+    },
+    {
+      reason: SessionReason.server_side_no_cookie,
+      how: 'a server runtime (python-requests) that forwards its page\'s Origin but no cookie: not cross-site without Sec-Fetch-Site',
+      prepare: async () => ({ gw, headers: { 'user-agent': 'python-requests/2.31.0', origin: 'https://app.example.com' } }),
+    },
+    {
+      reason: SessionReason.mobile_no_cookie,
+      how: 'an Expo app (expo-origin, OkHttp) without the session cookie',
+      prepare: async () => ({ gw, headers: { 'user-agent': 'okhttp/4.12.0', 'expo-origin': 'exp://192.168.1.5:8081' } }),
+    },
+    {
+      reason: SessionReason.duplicate_session_cookie,
+      how: 'the session cookie name twice: a stale value (another secret) first, a valid one second',
+      prepare: async () => {
+        const stale = await freshSession(other)
+        const good = await freshSession(gw)
+        return { gw, headers: { cookie: `${COOKIE}=${stale.cookieValue}; ${COOKIE}=${good.cookieValue}` } }
+      },
+    },
+    {
+      reason: SessionReason.session_data_without_token,
+      how: "better-auth's session-data cookie without the session-token cookie (a proxy dropped one Set-Cookie)",
+      prepare: async () => ({ gw, headers: { 'user-agent': 'curl/8.5.0', cookie: 'better-auth.session_data=eyJzZXNzaW9uIjp7fX0.c2ln' } }),
     },
     {
       reason: SessionReason.session_not_found,

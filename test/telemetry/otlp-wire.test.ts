@@ -51,7 +51,8 @@ t.test('gateway and upstream started with the bootstrap export one trace over OT
   const token = await c.token()
   const call = await new Client(gwUrl).get('/api/me', { headers: { authorization: `Bearer ${token}` } })
   t.equal(call.status, 200, call.text)
-  const denied = await new Client(gwUrl).get('/api/me')
+  // Another client than the one that signed up above (that one would be cookie_not_returned).
+  const denied = await new Client(gwUrl).get('/api/me', { headers: { 'user-agent': 'curl/8.5.0' } })
   t.equal(denied.status, 401)
 
   const requestId = call.headers.get('x-request-id') as string

@@ -2,7 +2,8 @@
 // refused, rate limiting, sessions ended.
 import { Counter } from 'prom-client'
 import type { Registry } from 'prom-client'
-import { SignInMethod, SignInOutcome, SignInReason, TokenIssueFailureReason, TokenKind, TokenVia, valuesOf } from '../../reasons.ts'
+import { RateLimitReason, SignInMethod, SignInOutcome, SignInReason, TokenIssueFailureReason, TokenKind, TokenVia, valuesOf } from '../../reasons.ts'
+import type { RateLimitReason as RateLimitReasonT } from '../../reasons.ts'
 import { MetricName } from '../metric-names.ts'
 import { exemplarLabels } from './shared.ts'
 import type { Exemplar } from './shared.ts'
@@ -29,7 +30,7 @@ export function signInMetrics(registry: Registry) {
   })
   const rateLimited = new Counter({
     name: MetricName.rateLimited,
-    help: 'Requests answered 429 by better-auth rate limiting, by route.',
+    help: 'Requests answered 429 by better-auth rate limiting, by route and reason (client_ip_unresolved: the limited address is a TRUST_PROXY hop, so everyone behind it shares one bucket).',
     labelNames: ['route', 'reason'] as const,
     registers: [registry],
   })
@@ -62,8 +63,8 @@ export function signInMetrics(registry: Registry) {
     signInAttempt(outcome: SignInOutcome, reason: SignInReason) {
       signInAttempts.inc({ method: SignInMethod.email, outcome, reason })
     },
-    rateLimited(route: string) {
-      rateLimited.inc({ route, reason: 'rate_limited' })
+    rateLimited(route: string, reason: RateLimitReasonT = RateLimitReason.rate_limited) {
+      rateLimited.inc({ route, reason })
     },
     sessionRevoked() {
       sessionsRevoked.inc()

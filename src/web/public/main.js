@@ -13,6 +13,46 @@ $('page-origin').textContent = location.origin
 
 const calls = { count: 0, ok: 0 }
 
+/** The reason guide (meaning, cause, first check), served from src/reason-guide.ts. */
+const guide = await fetch('/app/reasons.json')
+  .then((r) => (r.ok ? r.json() : undefined))
+  .catch(() => undefined)
+
+function explainReason(reason) {
+  const entries = (guide?.reasons ?? []).filter((e) => e.reason === reason)
+  // The page calls with its cookie: the session text where a reason has one per mechanism.
+  const entry = entries.find((e) => e.mechanism === 'session') ?? entries.find((e) => e.mechanism === undefined)
+  $('reason-meaning').textContent = entry ? `${entry.meaning}.` : ''
+  $('reason-fix').textContent = entry ? `Likely cause: ${entry.cause}. Check: ${entry.check}.` : ''
+  const link = /** @type {HTMLAnchorElement} */ ($('reason-docs'))
+  if (entry && guide?.docs) {
+    link.href = `${guide.docs}#${entry.reason === 'store_unavailable' || entry.reason === 'jwks_unavailable' ? 'reasons' : 'debugging-401-after-sign-in'}`
+    link.textContent = `${entry.reason} in the docs`
+    link.hidden = false
+  } else {
+    link.removeAttribute('href')
+    link.hidden = true
+  }
+}
+
+/** Everything the last API call showed: gone after sign-out, so stale results never mislead. */
+function clearResults() {
+  const status = $('status')
+  status.dataset.status = ''
+  status.textContent = ''
+  for (const id of ['reason', 'request-id', 'body', 'error', 'claims-times']) $(id).textContent = ''
+  explainReason(undefined)
+}
+
+/** "09:12:03 (in 15 min)" for a JWT time claim. */
+function humanTime(seconds) {
+  if (typeof seconds !== 'number') return 'unknown'
+  const at = new Date(seconds * 1000)
+  const delta = Math.round((at.getTime() - Date.now()) / 60_000)
+  const rel = delta === 0 ? 'now' : delta > 0 ? `in ${delta} min` : `${-delta} min ago`
+  return `${at.toLocaleString()} (${rel})`
+}
+
 function fields() {
   return {
     email: /** @type {HTMLInputElement} */ ($('email')).value.trim(),
@@ -98,7 +138,8 @@ async function callApi() {
   }
   status.dataset.status = String(res.status)
   status.textContent = `${res.status} ${res.statusText}`
-  $('reason').textContent = res.status === 401 ? (body?.reason ?? '(no reason in body)') : ''
+  $('reason').textContent = res.status === 401 || res.status === 503 ? (body?.reason ?? '(no reason in body)') : ''
+  explainReason(res.status === 401 || res.status === 503 ? body?.reason : undefined)
   // Readable cross-origin only when the gateway exposes it.
   $('request-id').textContent = res.headers.get('x-request-id') ?? '(header not exposed)'
   $('body').textContent = body === undefined ? text : JSON.stringify(body, null, 2)
@@ -132,11 +173,13 @@ async function loadClaims() {
     el.dataset.status = '200'
     el.dataset.claims = JSON.stringify(claims)
     el.textContent = JSON.stringify(claims, null, 2)
+    $('claims-times').textContent = `Issued ${humanTime(claims.iat)}, expires ${humanTime(claims.exp)}.`
   }
   el.dataset.seq = String(Number(el.dataset.seq ?? 0) + 1)
 }
 
 function clearClaims() {
+  $('claims-times').textContent = ''
   const el = $('claims')
   el.dataset.status = ''
   delete el.dataset.claims
@@ -144,11 +187,21 @@ function clearClaims() {
 }
 
 $('sign-up').addEventListener('click', () => void runAuth('sign-up', () => auth.signUp.email(fields())))
-$('sign-in').addEventListener('click', () => {
+function signIn() {
   const { email, password } = fields()
   void runAuth('sign-in', () => auth.signIn.email({ email, password }))
+}
+$('sign-in').addEventListener('click', signIn)
+// Enter in any field signs in (the form has no submit button, so no implicit submission).
+$('account').addEventListener('keydown', (e) => {
+  if (e.key !== 'Enter') return
+  e.preventDefault()
+  signIn()
 })
-$('sign-out').addEventListener('click', () => void runAuth('sign-out', () => auth.signOut()))
+$('sign-out').addEventListener('click', () => {
+  clearResults()
+  void runAuth('sign-out', () => auth.signOut())
+})
 $('call-api').addEventListener('click', () => void callApi())
 $('load-claims').addEventListener('click', () => void loadClaims())
 

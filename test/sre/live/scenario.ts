@@ -115,7 +115,9 @@ export function normalKinds(users: User[], signedOut: string[]): Kind[] {
     send: (base) => get('/api/me', { authorization: `Bearer ${next().jwt}` })(base),
     check: status(200),
   }
-  const anonMe: Kind = { name: 'anonymous GET /api/me', send: get('/api/me', {}), check: denied('no_credentials') }
+  // Another User-Agent than the test client that signed the users in: within
+  // FRESH_SIGN_IN_WINDOW_SECONDS that one's cookie-less calls are cookie_not_returned.
+  const anonMe: Kind = { name: 'anonymous GET /api/me', send: get('/api/me', { 'user-agent': 'curl/8.5.0' }), check: denied('no_credentials') }
   let g = 0
   const goneMe: Kind = {
     name: 'GET /api/me with a signed-out session cookie',
