@@ -14,12 +14,14 @@ import type { JwksStore } from './auth/jwks.ts'
 import type { JwtVerifier } from './auth/jwt.ts'
 import { requestAudience } from './auth/cookie-audit-step.ts'
 import { mountAuth } from './auth/mount.ts'
+import type { TokenMinter } from './auth/minter.ts'
 import { clientIpUnresolved } from './proxy/client-ip.ts'
 import { cookieNamesFor } from './auth/session.ts'
 import type { SessionValidator } from './auth/session.ts'
 import type { ResolvedConfig } from './config/load.ts'
 import { createSso } from './oauth/sso.ts'
 import { errorHandler, notFoundHandler } from './error-handler.ts'
+import type { SharedSessionReader } from './shared-state/session-reader.ts'
 import { Drain } from './health/drain.ts'
 import { health } from './health/health.ts'
 import { connectionsCheckingInterval, createClientErrorHandler, createConnectHandler, frameworkErrors } from './proxy/client-errors.ts'
@@ -43,6 +45,8 @@ export type ServerDeps = {
   logger: Logger
   /** The hooks object given to createAuth; the server fills it in. */
   authHooks: AuthHooks
+  /** Redis mode: the session lookup reads Redis before PostgreSQL. */
+  sharedSessionReader?: SharedSessionReader
   version?: string
 }
 
@@ -52,6 +56,7 @@ export type Gateway = {
   jwks: JwksStore
   sessions: SessionValidator
   jwtVerifier: JwtVerifier
+  minter: TokenMinter
   /** Flip /readyz to 503 (first step of a graceful shutdown). */
   setDraining(): void
 }
@@ -74,8 +79,8 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
       secret_fingerprint: secretFingerprint(config.secret, config.issuer),
     },
   })
-  const gatewayAuth = createGatewayAuth(config, { auth, pool, metrics, cookieNames })
-  const { sessions, jwks, jwtVerifier, guard } = gatewayAuth
+  const gatewayAuth = createGatewayAuth(config, { auth, pool, metrics, cookieNames, readShared: deps.sharedSessionReader })
+  const { sessions, jwks, jwtVerifier, minter, guard } = gatewayAuth
   const sso = createSso(config, { auth, metrics, log: logger })
 
   const probeMark = createProbeMark(config.secret)
@@ -158,6 +163,7 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
     jwks,
     sessions,
     jwtVerifier,
+    minter,
     setDraining() {
       drain.start()
     },

@@ -24,6 +24,9 @@ import { SigningState, createSigningCheck } from './health/signing-check.ts'
 import { DbOperation } from './reasons.ts'
 import { primeSecretFingerprint } from './telemetry/fingerprint.ts'
 import { createRegistry } from './telemetry/metrics.ts'
+import { createSharedState } from './shared-state/coherence.ts'
+import type { SharedState } from './shared-state/coherence.ts'
+import { connectInvalidation } from './shared-state/wiring.ts'
 import type { Metrics } from './telemetry/metrics.ts'
 import type { Registry } from 'prom-client'
 import type { FastifyInstance } from 'fastify'
@@ -33,6 +36,7 @@ export type Running = Gateway & {
   auth: Auth
   pool: Pool
   registry: Registry
+  shared: SharedState
   metricsApp: FastifyInstance
   /** Base URL the gateway listens on (loopback form). */
   url: string
@@ -60,17 +64,23 @@ export async function startGateway(config: ResolvedConfig, opts: { logger: Logge
   try {
     await checkConnectivity(pool, config.databaseUrl)
     const authHooks: AuthHooks = {}
-    const auth = createAuth(config, { pool, log, hooks: authHooks })
+    const registry = createRegistry()
+    const shared = createSharedState(config, { pool, log, registry })
+    closers.push(() => shared.close())
+    const auth = createAuth(config, { pool, log, hooks: authHooks, shared: shared.auth })
     const firstMigration = await runMigrations(auth, pool, log).then(
       () => undefined,
       (err: unknown) => err,
     )
-    const registry = createRegistry()
     // Off the event loop, before buildServer publishes it (then a memo hit).
     const fingerprint = await primeSecretFingerprint(config.secret, config.issuer)
-    const gateway = await buildServer(config, { pool, auth, registry, logger: log, authHooks, version: opts.version })
+    const gateway = await buildServer(config, { pool, auth, registry, logger: log, authHooks, sharedSessionReader: shared.sessionReader, version: opts.version })
     closers.push(() => gateway.app.close())
     metrics = gateway.metrics
+    if (shared.bus !== undefined) {
+      connectInvalidation(shared.bus, gateway, authHooks)
+      await shared.bus.start()
+    }
     for (; earlyPoolErrors > 0; earlyPoolErrors--) metrics.dbError(DbOperation.pool)
 
     const migrations = migrationRetries(firstMigration, () => runMigrations(auth, pool, log), {
@@ -137,6 +147,7 @@ export async function startGateway(config: ResolvedConfig, opts: { logger: Logge
         // Register each redirect_uri with its provider exactly as printed.
         oidc_providers:
           config.oidc.length > 0 ? config.oidc.map((p) => ({ id: p.id, issuer: p.issuer, redirect_uri: oidcRedirectUri(config.baseUrl, p.id) })) : undefined,
+        ...shared.describe(),
         // The sign-in probe, when on: where it goes (the path is public, the account's password is not here).
         probe: prober === undefined ? undefined : { interval_seconds: config.probe.intervalSeconds, url: new URL(config.probe.url ?? config.baseUrl).origin, path: config.probe.path },
       },
@@ -151,6 +162,7 @@ export async function startGateway(config: ResolvedConfig, opts: { logger: Logge
       auth,
       pool,
       registry,
+      shared,
       metricsApp,
       url,
       metricsUrl,

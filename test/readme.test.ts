@@ -11,6 +11,7 @@ import { guideEntries, guideFor, guidedReasons } from '../src/reason-guide.ts'
 import type { GuideKind } from '../src/reason-guide.ts'
 import { UnauthorizedReason, UnavailableReason, UpstreamFailureReason } from '../src/reasons.ts'
 import { MetricName, createMetrics, createRegistry } from '../src/telemetry/metrics.ts'
+import { sharedStateMetrics } from '../src/telemetry/metrics/shared-state.ts'
 import { anchors, docPages, docSectionTables, docTable, exists, readDoc, relativeLinks, repoRoot, slug } from './helpers/docs.ts'
 
 // Where each vocabulary's table lives: a page and its `## ` heading.
@@ -65,6 +66,7 @@ t.test('reason table lists exactly the closed 401 reason set', async (t) => {
 t.test('metrics table matches the metrics module: names, types and labels', async (t) => {
   const registry = createRegistry()
   createMetrics(registry, { version: 'x', config: { issuer: '', audience: '', jwks_url: '', cookie_prefix: '', secret_fingerprint: '' } })
+  sharedStateMetrics(registry, 'none')
   const rows = docTable(...METRICS)
   t.same(rows.map((r) => r[0]).sort(), Object.values(MetricName).sort())
   for (const metric of registry.getMetricsAsArray() as unknown as Array<{ name: string; type: string; labelNames?: string[] }>) {

@@ -624,6 +624,39 @@ function authAlerts(): AlertRule[] {
     )
   }
 
+  // Shared state between replicas (docs/replicas.md).
+  rules.push(
+    alert({
+      alert: 'AuthGatewayRedisDown',
+      expr: `${sel('authgw_redis_up')} == 0\nand on (job, instance) ${sel('authgw_coherence_mode_info', 'mode="redis"')} == 1`,
+      for: th.redisDown.for.value,
+      severity: 'warning',
+      summary: 'An auth gateway replica cannot reach Redis: shared state is degraded.',
+      description:
+        '{{ $labels.instance }} of {{ $labels.job }} runs with REDIS_URL but its Redis connection has been down for 2 minutes. ' +
+        'Sessions are read from PostgreSQL (no false 401s), but other replicas learn of sign-outs only within SESSION_CACHE_TTL_SECONDS and the sign-in limit holds per replica.',
+    }),
+    alert({
+      alert: 'AuthGatewayInvalidationLagHigh',
+      expr: [
+        `histogram_quantile(0.99, sum by (job, le) (rate(${sel('authgw_invalidation_lag_seconds_bucket')}[5m])))`,
+        `> ${th.invalidationLag.p99Seconds.value}`,
+      ].join('\n'),
+      for: th.invalidationLag.for.value,
+      severity: 'warning',
+      summary: 'Sign-outs reach the other auth gateway replicas late.',
+      description: 'The 99th percentile of the time from an invalidation on one {{ $labels.job }} replica to its application on another is {{ $value | humanizeDuration }} (target: under 1 s).',
+    }),
+    alert({
+      alert: 'AuthGatewayCoherenceModeMismatch',
+      expr: `count by (job) (count by (job, mode) (${sel('authgw_coherence_mode_info')} == 1)) > 1`,
+      for: th.coherenceModeMismatch.for.value,
+      severity: 'warning',
+      summary: 'Auth gateway replicas keep their caches coherent in different ways.',
+      description: '{{ $value }} different coherence modes are live across the {{ $labels.job }} instances: replicas in one mode do not hear sign-outs announced in the other.',
+    }),
+  )
+
   rules.push(
     alert({
       alert: 'AuthGatewayTargetDown',

@@ -120,6 +120,16 @@ export const thresholds = {
   targetDown: {
     for: t('5m', 'Longer than a restart.'),
   },
+  redisDown: {
+    for: t('2m', 'Longer than a Redis restart or failover (replicas reconnect within a second of Redis answering); degraded, not down: sessions are read from PostgreSQL, so a warning.'),
+  },
+  invalidationLag: {
+    p99Seconds: t(1, 'A sign-out must be honoured by every replica within 1 s (docs/replicas.md); the measured p99 is under 0.2 s.'),
+    for: t('5m', 'A few slow events during a reconnect are not a trend.'),
+  },
+  coherenceModeMismatch: {
+    for: t('5m', 'Longer than a rolling deploy that adds or removes REDIS_URL.'),
+  },
   metricsAbsent: {
     for: t('5m', 'Longer than a Prometheus or gateway restart.'),
   },

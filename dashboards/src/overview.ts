@@ -409,6 +409,71 @@ export function overviewDashboard(): BuiltDashboard {
         ],
       },
       {
+        row: 'Replicas and shared state',
+        panels: [
+          {
+            type: 'table',
+            title: 'Coherence mode per replica',
+            description: 'How each replica learns of sign-outs and key changes on the others (redis, postgres, none; docs/replicas.md). Every replica should show the same mode.',
+            unit: 'none',
+            w: 8,
+            h: 6,
+            targets: [{ expr: `${sel('authgw_coherence_mode_info')} == 1`, instant: true, format: 'table' }],
+          },
+          {
+            type: 'timeseries',
+            title: 'Redis and invalidation bus up',
+            description: 'Per replica: Redis connection ready (redis mode only) and invalidation bus connected. 0 = degraded: reads from PostgreSQL, other replicas learn of sign-outs only within the session cache TTL.',
+            unit: 'short',
+            w: 8,
+            min: 0,
+            max: 1,
+            targets: [
+              { expr: `min by (instance) (${sel('authgw_redis_up')}) and on (instance) (${sel('authgw_coherence_mode_info', 'mode="redis"')} == 1)`, legend: 'redis {{instance}}', mayBeEmpty: true },
+              { expr: `min by (instance) (${sel('authgw_invalidation_bus_up')})`, legend: 'bus {{instance}}' },
+            ],
+          },
+          {
+            type: 'timeseries',
+            title: 'Invalidation lag',
+            description: 'Publication on one replica to application on another (target: p99 under 1 s).',
+            unit: 's',
+            w: 8,
+            targets: [
+              { expr: quantile(0.5, 'authgw_invalidation_lag_seconds'), legend: 'p50' },
+              { expr: quantile(0.99, 'authgw_invalidation_lag_seconds'), legend: 'p99' },
+            ],
+          },
+          {
+            type: 'timeseries',
+            title: 'Cache invalidations by kind and origin',
+            description: 'Sessions, minted JWTs and key-set changes invalidated: local (this replica ended it) or remote (announced by another).',
+            unit: 'ops',
+            w: 8,
+            targets: [{ expr: `sum by (kind, origin) (${rate('authgw_cache_invalidations_total')})`, legend: '{{kind}} {{origin}}' }],
+          },
+          {
+            type: 'timeseries',
+            title: 'Redis command latency p99',
+            description: 'Redis commands the gateway sends, by command; above 0.5 s a command fails and falls back.',
+            unit: 's',
+            w: 8,
+            targets: [{ expr: quantile(0.99, 'authgw_redis_command_duration_seconds', ['command']), legend: '{{command}}' }],
+          },
+          {
+            type: 'timeseries',
+            title: 'Redis errors and rate-limit fallbacks',
+            description: 'Redis failures by operation, and rate-limit decisions made without the shared store by policy (ADR 0030).',
+            unit: 'ops',
+            w: 8,
+            targets: [
+              { expr: `sum by (operation) (${rate('authgw_redis_errors_total')})`, legend: '{{operation}}' },
+              { expr: `sum by (policy) (${rate('authgw_rate_limit_store_failures_total')})`, legend: 'rate limit {{policy}}' },
+            ],
+          },
+        ],
+      },
+      {
         row: 'Config and build',
         panels: [
           {

@@ -8,6 +8,7 @@ import type { Pool } from 'pg'
 import type { Logger } from 'pino'
 import type { ResolvedConfig } from '../config/load.ts'
 import { IDP_CLAIM, ssoOptions } from '../oauth/better-auth-options.ts'
+import type { SharedAuthOptions } from '../shared-state/coherence.ts'
 
 /** The header better-auth reads the client IP from; clients' own copies are stripped. */
 export const CLIENT_IP_HEADER = 'x-gateway-client-ip'
@@ -15,14 +16,14 @@ export const AUTH_BASE_PATH = '/api/auth'
 
 export type AuthHooks = {
   /** A session row was deleted (sign-out, revocation, expiry clean-up). */
-  onSessionDeleted?: (session: { id: string; token: string }) => void
+  onSessionDeleted?: (session: { id: string; token: string }) => void | Promise<void>
   /** better-auth created a signing key (first start, rotation). */
-  onSigningKeyCreated?: () => void
+  onSigningKeyCreated?: () => void | Promise<void>
 }
 
 type JwtAlg = 'EdDSA' | 'ES256' | 'RS256' | 'PS256'
 
-export function createAuth(config: ResolvedConfig, deps: { pool: Pool; log: Logger; hooks?: AuthHooks }) {
+export function createAuth(config: ResolvedConfig, deps: { pool: Pool; log: Logger; hooks?: AuthHooks; shared?: SharedAuthOptions }) {
   const log = deps.log.child({ component: 'better-auth' })
   const alg = (config.jwt.algorithms[0] ?? 'EdDSA') as JwtAlg
   const cookieCacheMaxAge = config.session.cookieCacheMaxAge
@@ -38,7 +39,11 @@ export function createAuth(config: ResolvedConfig, deps: { pool: Pool; log: Logg
     // Never phones home; BETTER_AUTH_TELEMETRY, which would override this, is refused by config/load.ts.
     telemetry: { enabled: false },
     emailAndPassword: { enabled: true },
+    // Redis mode (docs/replicas.md): a copy every replica reads; PostgreSQL
+    // keeps every session too, so losing Redis loses none.
+    secondaryStorage: deps.shared?.secondaryStorage,
     session: {
+      storeSessionInDatabase: deps.shared?.secondaryStorage !== undefined,
       // The gateway's own session path (session.ts) extends sessions with the
       // same two numbers, read back from these options.
       expiresIn: config.session.expiresInSeconds,
@@ -47,7 +52,8 @@ export function createAuth(config: ResolvedConfig, deps: { pool: Pool; log: Logg
       // Only with SSO configured: the column naming the provider a session came from.
       ...(sso ? { additionalFields: sso.sessionFields } : {}),
     },
-    rateLimit: { enabled: config.authRateLimit },
+    // Shared by every replica in Redis or database storage (RATE_LIMIT_STORAGE).
+    rateLimit: { enabled: config.authRateLimit, ...deps.shared?.rateLimit },
     advanced: {
       ipAddress: { ipAddressHeaders: [CLIENT_IP_HEADER] },
       // COOKIE_*: what a user changes when a reason names a cookie attribute
@@ -83,7 +89,8 @@ export function createAuth(config: ResolvedConfig, deps: { pool: Pool; log: Logg
         ...(sso ? { create: { before: sso.tagSession } } : {}),
         delete: {
           after: async (session) => {
-            deps.hooks?.onSessionDeleted?.({ id: session.id, token: session.token })
+            // Awaited: the answer to a sign-out leaves once every replica has been told.
+            await deps.hooks?.onSessionDeleted?.({ id: session.id, token: session.token })
           },
         },
       },
@@ -106,7 +113,8 @@ export function createAuth(config: ResolvedConfig, deps: { pool: Pool; log: Logg
               model: 'jwks',
               data: { ...data, createdAt: new Date() },
             })
-            deps.hooks?.onSigningKeyCreated?.()
+            // Awaited: a token signed with the new key leaves once every replica has been told.
+            await deps.hooks?.onSigningKeyCreated?.()
             return key
           },
         },

@@ -5,6 +5,7 @@
 import type { Pool } from 'pg'
 import type { Logger } from 'pino'
 import type { ResolvedConfig } from '../config/load.ts'
+import type { SharedSessionReader } from '../shared-state/session-reader.ts'
 import { DbOperation } from '../reasons.ts'
 import { Attr, SpanName } from '../telemetry/attributes.ts'
 import { pseudonymize } from '../telemetry/fingerprint.ts'
@@ -39,7 +40,7 @@ export type GatewayAuth = {
 
 export function createGatewayAuth(
   config: ResolvedConfig,
-  deps: { auth: Auth; pool: Pool; metrics: Metrics; cookieNames: CookieNames },
+  deps: { auth: Auth; pool: Pool; metrics: Metrics; cookieNames: CookieNames; readShared?: SharedSessionReader },
 ): GatewayAuth {
   const { auth, pool, metrics } = deps
   const freshSignIns = new FreshSignIns({ windowSeconds: config.session.freshSignInWindowSeconds, maxEntries: FRESH_SIGN_IN_MAX_ENTRIES })
@@ -53,6 +54,7 @@ export function createGatewayAuth(
     onCacheLookup: (hit) => metrics.sessionCacheLookup(hit),
     onDbError: () => metrics.dbError(DbOperation.session_lookup),
     withIdp: config.oidc.length > 0,
+    readShared: deps.readShared,
   })
 
   const jwks: JwksStore = new JwksStore({

@@ -67,6 +67,11 @@ export class TokenMinter {
     this.#cache.delete(sessionId)
   }
 
+  /** Forget every minted token (the invalidation bus reconnected). */
+  clear(): void {
+    this.#cache.clear()
+  }
+
   /** Signing keys left the JWKS: tokens they signed would no longer verify upstream. */
   forgetKeys(kids: ReadonlySet<string>): void {
     const stale = [...this.#cache.entries()].filter(([, minted]) => minted.kid === undefined || kids.has(minted.kid))

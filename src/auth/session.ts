@@ -79,6 +79,8 @@ export type SessionValidatorOptions = {
   cacheMaxEntries: number
   onCacheLookup?: (hit: boolean) => void
   onDbError?: (err: unknown) => void
+  /** Redis mode: a shared copy read before PostgreSQL (undefined: read PostgreSQL). */
+  readShared?: (token: string) => Promise<LookupRow | undefined>
   /** Whether this instance issued the token within FRESH_SIGN_IN_WINDOW_SECONDS (fresh-sign-ins.ts). */
   issuedRecently?: (token: string) => boolean
   now?: () => number
@@ -292,7 +294,19 @@ export class SessionValidator {
     this.#cache?.set(cacheKey(token), { reason: SessionReason.session_not_found, revoked: true })
   }
 
+  /** A session ended on another replica (the bus names it by its cache key): refuse it at once. */
+  evictCacheKey(key: string): void {
+    this.#cache?.set(key, { reason: SessionReason.session_not_found, revoked: true })
+  }
+
+  /** Forget every cached lookup (the invalidation bus reconnected: events may have been missed). */
+  clear(): void {
+    this.#cache?.clear()
+  }
+
   async #query(token: string): Promise<LookupRow | undefined> {
+    const shared = await this.#opts.readShared?.(token)
+    if (shared !== undefined) return shared
     try {
       // One statement name per text: pg refuses a name prepared with other text on the same connection.
       const statement = this.#opts.withIdp === true ? { name: `${LOOKUP_STATEMENT}_idp`, text: LOOKUP_SQL_WITH_IDP } : { name: LOOKUP_STATEMENT, text: LOOKUP_SQL }
@@ -383,4 +397,4 @@ export class SessionValidator {
 
 type Extension = { kind: 'extended'; identity: SessionIdentity; setCookie: string[] } | { kind: 'gone' } | { kind: 'failed' }
 
-const cacheKey = (token: string): string => hash('sha256', token, 'base64url')
+export const cacheKey = (token: string): string => hash('sha256', token, 'base64url')

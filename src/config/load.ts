@@ -6,10 +6,13 @@ import { AuthgwError } from '../errors.ts'
 import { secretWeakness } from './secret-strength.ts'
 import { parseOidcProviders } from '../oauth/config.ts'
 import type { OidcProviderConfig } from '../oauth/config.ts'
+import { RateLimitStorage } from '../shared-state/vocabulary.ts'
 
 export type Config = {
   production: boolean
   databaseUrl: string | undefined
+  redisUrl: string | undefined
+  redisKeyPrefix: string
   secret: string | undefined
   baseUrl: string | undefined
   issuer: string | undefined
@@ -57,6 +60,9 @@ export type Config = {
   /** The synthetic sign-in probe; `url` undefined means BETTER_AUTH_URL. */
   probe: { intervalSeconds: number; url: string | undefined; path: string; stepTimeoutMs: number }
   authRateLimit: boolean
+  /** LISTEN/NOTIFY invalidation when there is no Redis. */
+  databaseListen: boolean
+  rateLimitStorage: RateLimitStorage
   demoApp: boolean
   logLevel: string
   logSync: boolean
@@ -150,6 +156,11 @@ export function loadConfig(env: Env, opts: LoadOptions = {}): Readonly<Config> {
       problems.push(`${name} is not a valid URL`)
       return undefined
     }
+    if (name === 'REDIS_URL') {
+      if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') problems.push(`${name} must be a redis:// or rediss:// URL`)
+      else if (parsed.hostname === '') problems.push(`${name} must name a host`)
+      return v
+    }
     if (name === 'DATABASE_URL') {
       if (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:') problems.push(`${name} must be a postgres:// URL`)
       return v
@@ -162,6 +173,7 @@ export function loadConfig(env: Env, opts: LoadOptions = {}): Readonly<Config> {
   }
 
   const databaseUrl = url('DATABASE_URL', { required: production })
+  const redisUrl = url('REDIS_URL', { required: false })
   const baseUrl = url('BETTER_AUTH_URL', { required: production, noTrailingSlash: 'BETTER_AUTH_URL' })
   const upstreamUrl = url('UPSTREAM_URL', { required: production, noTrailingSlash: 'UPSTREAM_URL' })
   const jwksUrl = url('BETTER_AUTH_JWKS_URL', { required: false })
@@ -230,6 +242,8 @@ export function loadConfig(env: Env, opts: LoadOptions = {}): Readonly<Config> {
   const config: Config = {
     production,
     databaseUrl,
+    redisUrl,
+    redisKeyPrefix: redisKeyPrefix(str('REDIS_KEY_PREFIX'), problems),
     secret,
     baseUrl,
     issuer,
@@ -290,6 +304,8 @@ export function loadConfig(env: Env, opts: LoadOptions = {}): Readonly<Config> {
     },
     probe: { intervalSeconds: probeInterval, url: probeUrl, path: probePath, stepTimeoutMs: int('PROBE_STEP_TIMEOUT_MS', 5_000, 100, 60_000) },
     authRateLimit: bool('AUTH_RATE_LIMIT', production),
+    databaseListen: bool('DATABASE_LISTEN', true),
+    rateLimitStorage: rateLimitStorage(str('RATE_LIMIT_STORAGE'), { redis: redisUrl !== undefined, production }, problems),
     demoApp: bool('DEMO_APP', !production),
     logLevel,
     logSync: bool('LOG_SYNC', false),
@@ -324,6 +340,23 @@ export function loadConfig(env: Env, opts: LoadOptions = {}): Readonly<Config> {
   }
   if (problems.length > 0) throw new ConfigError(problems)
   return Object.freeze(config)
+}
+
+function redisKeyPrefix(v: string | undefined, problems: string[]): string {
+  if (v === undefined) return 'authgw:'
+  if (!/^[A-Za-z0-9:_.-]{1,64}$/.test(v)) problems.push('REDIS_KEY_PREFIX must be 1-64 letters, digits or : _ . -')
+  return v
+}
+
+function rateLimitStorage(v: string | undefined, has: { redis: boolean; production: boolean }, problems: string[]): RateLimitStorage {
+  if (v === undefined) return has.redis ? RateLimitStorage.redis : has.production ? RateLimitStorage.database : RateLimitStorage.memory
+  const known = Object.values(RateLimitStorage) as string[]
+  if (!known.includes(v)) {
+    problems.push(`RATE_LIMIT_STORAGE must be one of ${known.join(', ')}`)
+    return RateLimitStorage.memory
+  }
+  if (v === RateLimitStorage.redis && !has.redis) problems.push('RATE_LIMIT_STORAGE=redis requires REDIS_URL')
+  return v as RateLimitStorage
 }
 
 function parseTrustProxy(v: string | undefined, problems: string[]): boolean | number | string[] {

@@ -26,6 +26,15 @@ export const MetricName = {
   jwtCache: 'authgw_jwt_cache_lookups_total',
   sessionsRevoked: 'authgw_sessions_revoked_total',
   upstreamRetries: 'authgw_upstream_retries_total',
+  // state shared between replicas (docs/replicas.md)
+  redisUp: 'authgw_redis_up',
+  redisCommandDuration: 'authgw_redis_command_duration_seconds',
+  redisErrors: 'authgw_redis_errors_total',
+  cacheInvalidations: 'authgw_cache_invalidations_total',
+  invalidationLag: 'authgw_invalidation_lag_seconds',
+  coherenceModeInfo: 'authgw_coherence_mode_info',
+  invalidationBusUp: 'authgw_invalidation_bus_up',
+  rateLimitStoreFailures: 'authgw_rate_limit_store_failures_total',
   setCookieProblems: 'authgw_set_cookie_problems_total',
   // single sign-on
   oauthCallbacks: 'authgw_oauth_callbacks_total',

@@ -227,7 +227,12 @@ t.test('every session reason, on a protected route and on /api/auth/token', asyn
               }
         // better-auth deletes an expired session row when it meets it; the
         // gateway's delete hook counts that as a session ended.
-        if (path === 'auth' && c.reason === SessionReason.session_expired) expected.authgw_sessions_revoked_total = 1
+        if (path === 'auth' && c.reason === SessionReason.session_expired) {
+          expected.authgw_sessions_revoked_total = 1
+          // ... and announces it to the other replicas (issue 13): the session and its minted JWT.
+          expected[seriesKey('authgw_cache_invalidations_total', { kind: 'session', origin: 'local' })] = 1
+          expected[seriesKey('authgw_cache_invalidations_total', { kind: 'jwt', origin: 'local' })] = 1
+        }
         t.same(unexpectedMovements(delta(before, after), expected), [], 'exactly the expected series moved')
       })
     }
@@ -296,6 +301,8 @@ async function setReadOnly(gw: TestGateway, on: boolean): Promise<void> {
     },
     { limitMs: 10_000, what: `gateway pool reconnected with read-only ${on}` },
   )
+  // The terminated backends include the invalidation bus's LISTEN connection (issue 13).
+  await eventually(async () => ((await scrape(gw)).get('authgw_invalidation_bus_up') === 1 ? true : undefined), { limitMs: 10_000, what: 'invalidation bus reconnected' })
 }
 
 t.test('auth_disagrees: better-auth refuses a session the gateway, re-reading a store that answers, finds valid', async (t) => {

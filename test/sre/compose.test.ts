@@ -57,7 +57,7 @@ t.test('services', async (t) => {
     Object.keys(services).sort(),
     [
       'alertmanager', 'demo-api', 'gateway-a', 'gateway-b', 'gateway-c', 'grafana', 'lb', 'otel-collector',
-      'postgres', 'prometheus', 'python-api', 'tempo', 'tempo-init', 'traffic',
+      'postgres', 'prometheus', 'python-api', 'redis', 'tempo', 'tempo-init', 'traffic',
     ].sort(),
   )
   for (const [name, s] of Object.entries(services)) {
@@ -292,12 +292,17 @@ t.test('traces flow gateway -> collector -> tempo', async (t) => {
   t.same(tempo.metrics_generator.storage.remote_write, [{ url: 'http://prometheus:9090/api/v1/write', send_exemplars: true }])
 })
 
+t.test('shared state: Redis, used by every gateway replica (issue 13)', async (t) => {
+  t.match(svc('redis').image ?? '', /^redis:\d+\.\d+\.\d+/, 'a pinned Redis image')
+  for (const g of ['gateway-a', 'gateway-b']) t.equal(svc(g).environment?.REDIS_URL, 'redis://redis:6379', `${g} uses it`)
+})
+
 t.test('load balancer', async (t) => {
   const cfg = read('deploy/haproxy/haproxy.cfg')
   t.match(cfg, /^\s*bind :8080$/m, 'listens on 8080')
   const port = svc('gateway-a').environment?.PORT
   for (const g of ['gateway-a', 'gateway-b', 'gateway-c']) t.match(cfg, new RegExp(`^\\s*server ${g} ${g}:${port}$`, 'm'), `${g} in the pool`)
-  t.match(cfg, /http-check send meth GET uri \/healthz/, 'health-checks the gateways')
+  t.match(cfg, /http-check send meth GET uri \/readyz/, 'health-checks the gateways on readiness (a draining replica leaves the pool)')
   t.match(cfg, /init-addr [a-z,]*none/, 'a missing replica does not stop HAProxy')
   // The gateways trust exactly this hop (docs/deployment.md, "TLS termination and TRUST_PROXY").
   for (const g of ['gateway-a', 'gateway-b']) {

@@ -2,6 +2,7 @@
 // src/telemetry/metrics.ts, so names, types and zero-initialised label values
 // come from the code, not from a copy.
 import { createMetrics, createRegistry, MetricName } from '../../src/telemetry/metrics.ts'
+import { sharedStateMetrics } from '../../src/telemetry/metrics/shared-state.ts'
 
 export type ContractMetric = { name: string; type: string; exemplars: boolean }
 
@@ -29,6 +30,10 @@ export async function loadContract(): Promise<Contract> {
   // One observation per histogram so the bucket bounds show up.
   m.observeRequest('GET', '/healthz', 200, 0.001, undefined)
   m.observeUpstream(200, 0.001)
+  // The shared-state metrics (docs/replicas.md) live on the same registry in a running gateway.
+  const shared = sharedStateMetrics(registry, 'none')
+  shared.redisCommand('get', 0.001)
+  shared.invalidationLag(0.001)
 
   const metrics: ContractMetric[] = registry.getMetricsAsArray().map((x) => {
     const raw = x as unknown as { name: string; type: string; enableExemplars?: boolean }
