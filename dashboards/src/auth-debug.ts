@@ -92,12 +92,12 @@ export function authDebugDashboard(): BuiltDashboard {
           {
             type: 'timeseries',
             title: 'Cookie-less lookups per successful sign-in',
-            description: 'Session lookups without a usable cookie (no_cookie, cross_site_no_cookie, cookie_name_mismatch) per successful sign-in.',
+            description: 'Session lookups without a usable cookie (no_cookie, cross_site_no_cookie, cookie_name_mismatch, cookie_not_returned, credentials_omitted, server_side_no_cookie, mobile_no_cookie, duplicate_session_cookie, session_data_without_token) per successful sign-in.',
             unit: 'none',
             w: 8,
             targets: [
               {
-                expr: `sum(${rate('authgw_session_nulls_total', 'reason=~"no_cookie|cross_site_no_cookie|cookie_name_mismatch"')}) / sum(${rate('authgw_sign_in_attempts_total', 'outcome="success"')})`,
+                expr: `sum(${rate('authgw_session_nulls_total', 'reason=~"no_cookie|cross_site_no_cookie|cookie_name_mismatch|cookie_not_returned|credentials_omitted|server_side_no_cookie|mobile_no_cookie|duplicate_session_cookie|session_data_without_token"')}) / sum(${rate('authgw_sign_in_attempts_total', 'outcome="success"')})`,
                 legend: 'per sign-in',
               },
             ],
@@ -124,6 +124,15 @@ export function authDebugDashboard(): BuiltDashboard {
             unit: 'ops',
             w: 8,
             targets: [{ expr: `sum(${rate('authgw_sessions_revoked_total')})`, legend: 'revoked' }],
+          },
+          {
+            type: 'timeseries',
+            title: 'Set-Cookie problems by problem',
+            description:
+              'Set-Cookie headers better-auth sent that the browser will drop or cut short (the Set-Cookie audit): the cause behind cookie_not_returned. See docs/reasons.md#set-cookie-audit.',
+            unit: 'ops',
+            w: 24,
+            targets: [{ expr: `sum by (problem) (${rate('authgw_set_cookie_problems_total')})`, legend: '{{problem}}' }],
           },
         ],
       },
