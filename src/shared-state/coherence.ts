@@ -5,8 +5,8 @@
 //   postgres — invalidation over LISTEN/NOTIFY (DATABASE_LISTEN=on);
 //   none     — neither: other replicas learn of a sign-out within their cache TTL.
 // docs/replicas.md describes each mode and what each fault does.
-import type { SecondaryStorage } from '@better-auth/core/db'
-import type { BetterAuthRateLimitStorage } from '@better-auth/core'
+import type { SecondaryStorage } from 'better-auth'
+import type { BetterAuthRateLimitStorage } from 'better-auth'
 import type { Pool } from 'pg'
 import type { Logger } from 'pino'
 import type { Registry } from 'prom-client'

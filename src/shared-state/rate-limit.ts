@@ -3,7 +3,7 @@
 // failure policy of docs/adr/0030-rate-limit-store-failure.md: when Redis
 // cannot answer, credential routes are limited on this replica alone and
 // every other route is allowed; both are counted.
-import type { BetterAuthRateLimitStorage } from '@better-auth/core'
+import type { BetterAuthRateLimitStorage } from 'better-auth'
 import { LRUCache } from 'lru-cache'
 import type { SharedStateMetrics } from '../telemetry/metrics/shared-state.ts'
 import { RateLimitStorePolicy, RedisOperation } from './vocabulary.ts'

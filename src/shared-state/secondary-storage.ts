@@ -5,7 +5,7 @@
 // database has it, and the older copy is deleted on repair); a delete that fails is remembered and repeated once Redis
 // is back, so a stale copy cannot outlive a sign-out there.
 import { redisStorage } from '@better-auth/redis-storage'
-import type { SecondaryStorage } from '@better-auth/core/db'
+import type { SecondaryStorage } from 'better-auth'
 import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
 import type { SharedStateMetrics } from '../telemetry/metrics/shared-state.ts'
