@@ -23,6 +23,10 @@ export const USER_FACING_METHODS = [
   'rateLimited',
   'upstreamRetry',
   'setCookieProblem',
+  // single sign-on: the probe signs in with email and password, never through a provider
+  'oauthRedirect',
+  'oauthCallback',
+  'observeOAuthProvider',
 ] as const satisfies readonly MethodName[]
 
 export const SHARED_METHODS = [
