@@ -74,6 +74,11 @@ for (const mode of ['postgres', 'redis'] as const) {
       t.equal(db.get('authgw_invalidation_lag_seconds_count'), 2, 'lag observed per event')
       const da = delta(beforeA, await scrape(a))
       t.equal(da.get(seriesKey('authgw_cache_invalidations_total', { kind: 'session', origin: 'local' })), 1)
+      if (mode === 'redis') {
+        // The sign-out published over Redis: the command histogram moved (it exists only in redis mode).
+        const commands = [...da.entries()].filter(([k]) => k.startsWith('authgw_redis_command_duration_seconds_count'))
+        t.ok(commands.reduce((n, [, v]) => n + v, 0) >= 1, `Redis commands timed: ${commands.map(([k, v]) => `${k} +${v}`).join(', ')}`)
+      }
     })
 
     t.test('user deletion on A (better-auth: deleteUser, then deleteUserSessions): B refuses the cookie within 1 s', async (t) => {
