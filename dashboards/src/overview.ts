@@ -458,7 +458,8 @@ export function overviewDashboard(): BuiltDashboard {
             description: 'Redis commands the gateway sends, by command; above 0.5 s a command fails and falls back.',
             unit: 's',
             w: 8,
-            targets: [{ expr: quantile(0.99, 'authgw_redis_command_duration_seconds', ['command']), legend: '{{command}}' }],
+            // The series exist only with REDIS_URL set, hence mayBeEmpty.
+            targets: [{ expr: quantile(0.99, 'authgw_redis_command_duration_seconds', ['command']), legend: '{{command}}', mayBeEmpty: true }],
           },
           {
             type: 'timeseries',
