@@ -10,7 +10,7 @@
 import type { Pool } from 'pg'
 import { LRUCache } from 'lru-cache'
 
-/** Bound on remembered revocations: ~23 MB when full (ADR 0031); past it the oldest are forgotten, and counted. */
+/** Bound on remembered revocations: about 13 MB when full (docs/adr/0031-revoked-session-jwts.md); past it the oldest are forgotten, and counted. */
 export const REVOKED_SESSIONS_MAX_ENTRIES = 100_000
 
 export type RevokedSessionsOptions = {
@@ -40,8 +40,6 @@ export class RevokedSessions {
     this.#set = new LRUCache<string, true>({
       max: opts.maxEntries ?? REVOKED_SESSIONS_MAX_ENTRIES,
       ttl: Math.max(1, opts.ttlSeconds) * 1000,
-      // The clock the TTL reads: lru-cache's own is performance.now(), tests move theirs.
-      perf: { now: () => this.#now() },
       dispose: (_v, _k, reason) => {
         if (reason === 'evict') opts.onOverflow?.()
       },
