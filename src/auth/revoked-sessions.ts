@@ -28,11 +28,15 @@ export type RevokedSessionsOptions = {
 // A named statement: planned once per pooled connection (as the session lookup, ADR 0060).
 const ROW_STATEMENT = 'authgw_session_alive'
 const ROW_SQL = 'SELECT "expiresAt" AS exp FROM "session" WHERE id = $1'
+// After a failed row check, bearer requests skip it this long: an outage must
+// not add DB_CONNECT_TIMEOUT_MS to every verify-once miss.
+const STORE_RETRY_MS = 1_000
 
 export class RevokedSessions {
   readonly #set: LRUCache<string, true>
   readonly #opts: RevokedSessionsOptions
   readonly #now: () => number
+  #storeDownUntil = 0
 
   constructor(opts: RevokedSessionsOptions) {
     this.#opts = opts
@@ -68,13 +72,14 @@ export class RevokedSessions {
   async endedInStore(sessionId: string): Promise<boolean> {
     if (this.has(sessionId)) return true
     const pool = this.#opts.pool
-    if (pool === undefined) return false
+    if (pool === undefined || this.#now() < this.#storeDownUntil) return false
     let exp: Date | undefined
     try {
       const res = await pool.query<{ exp: Date }>({ name: ROW_STATEMENT, text: ROW_SQL, values: [sessionId] })
       const row = res.rows[0]
       if (row !== undefined) exp = new Date(row.exp)
     } catch (err) {
+      this.#storeDownUntil = this.#now() + STORE_RETRY_MS
       this.#opts.onDbError?.(err)
       return false
     }

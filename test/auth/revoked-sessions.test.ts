@@ -36,6 +36,8 @@ t.test('the session-row check: a store that cannot answer is not a revocation (c
   const r = new RevokedSessions({ ttlSeconds: 900, pool, onDbError: (err) => errors.push(err) })
   t.equal(await r.endedInStore('s1'), false, 'accepted: the memory alone decides')
   t.equal(errors.length, 1, 'the failure is reported')
+  t.equal(await r.endedInStore('s3'), false)
+  t.equal(errors.length, 1, 'the store is not asked again at once: an outage costs one slow check per second')
   r.add('s2')
   t.equal(await r.endedInStore('s2'), true, 'a remembered revocation needs no store')
   t.equal(errors.length, 1, 'and asks none')
