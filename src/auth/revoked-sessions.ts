@@ -10,7 +10,7 @@
 import type { Pool } from 'pg'
 import { LRUCache } from 'lru-cache'
 
-/** Bound on remembered revocations: about 13 MB when full (docs/adr/0031-revoked-session-jwts.md); past it the oldest are forgotten, and counted. */
+/** Bound on remembered revocations: about 13 MB when full (docs/adr/0031-revoked-session-jwts.md); past it the oldest are forgotten (logged). */
 export const REVOKED_SESSIONS_MAX_ENTRIES = 100_000
 
 export type RevokedSessionsOptions = {
