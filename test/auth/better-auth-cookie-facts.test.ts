@@ -8,7 +8,8 @@
 //   always `session.expiresIn` (or absent, "don't remember me"), whatever
 //   `advanced.cookies.session_token.attributes.maxAge` says;
 // - too_large: the session-data cookie (cookie cache) is split into numbered
-//   chunks that each stay under 4096 bytes, in every cache strategy.
+//   chunks that each stay under 4096 bytes, in every cache strategy, and the
+//   gateway's better-auth keeps OAuth state in the database, not in a cookie.
 // docs/reasons.md ("Set-Cookie audit") says so; the audit keeps the rules for
 // other writers of cookies (test/auth/set-cookie-audit.test.ts).
 import { betterAuth } from 'better-auth'
@@ -148,6 +149,16 @@ t.test('through a real gateway: the settings closest to the four problems move n
   const d = delta(before, after)
   for (const problem of PINNED) t.notOk(d.get(seriesKey('authgw_set_cookie_problems_total', { problem })), `${problem} did not move`)
   t.same(gw.logs.records().filter((r) => r.event === 'set_cookie_problem'), [], 'no set_cookie_problem line (loopback: Secure is kept over http)')
+})
+
+// The one better-auth cookie that is not chunked and can grow with the
+// request is the OAuth state cookie of the "cookie" state strategy (the
+// encrypted callback URLs); with a database better-auth keeps that state in
+// the verification table and sets only a small signed `state` cookie.
+t.test("the gateway's better-auth keeps OAuth state in the database, so no state cookie grows with the callback URL", async (t) => {
+  const gw = await startTestGateway(t)
+  const context = await gw.auth.$context
+  t.equal(context.oauthConfig.storeStateStrategy, 'database')
 })
 
 t.test('docs/reasons.md: one audit row per problem, and "never" exactly on the four pinned here', async (t) => {
