@@ -83,7 +83,9 @@ t.test('check-config prints the startup cookie audit as its "cookies" line', asy
   // The command itself: the same line on stdout, and a non-zero exit.
   const r = await run(['src/check-config.ts'], { ...base, BETTER_AUTH_URL: `http://auth.example.net:${port}`, COOKIE_DOMAIN: 'example.com' })
   t.equal(r.status, 1, r.stdout + r.stderr)
-  const printed = r.stdout.split('\n').find((l) => /^\S+\s+cookies\s/.test(l))
-  t.equal(printed, 'FAIL  cookies    domain_not_host_suffix (better-auth.session_token for auth.example.net)')
+  const printed = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
+  t.same(printed.find((l) => l.check === 'cookies'), { event: 'check', check: 'cookies', ok: false, detail: 'domain_not_host_suffix (better-auth.session_token for auth.example.net)' })
+  t.match(printed.at(-1), { event: 'check_config', ok: false }, 'the summary line says it failed')
+  t.ok((printed.at(-1)?.failed as string[]).includes('cookies'), 'naming the cookies check')
   t.notOk(r.stdout.includes(SECRET), 'the secret is not printed')
 })
