@@ -33,7 +33,7 @@ export const unauthorizedGuide = {
   },
   cross_site_no_cookie: {
     meaning: 'no session cookie on a request the browser marked `Sec-Fetch-Site: cross-site`',
-    cause: '`SameSite=Lax` cookies are not sent on cross-site fetches: serve the app same-site, or set `COOKIE_SAME_SITE=none` with an https `BETTER_AUTH_URL`',
+    cause: '`SameSite=Lax` cookies are not sent on cross-site fetches, and a browser that blocks third-party cookies drops `SameSite=None` ones too: serve the app same-site, or set `COOKIE_SAME_SITE=none` and `COOKIE_PARTITIONED=true` with an https `BETTER_AUTH_URL`',
     check: 'the access line\'s `origin` and `secFetchSite`: which app calls the gateway from another site',
   },
   cookie_not_returned: {
