@@ -148,6 +148,11 @@ export const unauthorizedGuide = {
     cause: 'config drift; a token minted for another API',
     check: '`authgw_config_info{audience}` per replica against the failing token\'s `aud`',
   },
+  session_revoked: {
+    meaning: 'a valid JWT whose session (its `sid` claim) has ended: signed out, revoked, password changed, user deleted or expired',
+    cause: 'a client still sending the JWT it fetched before signing out or being revoked (every replica refuses it within a second)',
+    check: 'the audit line `event: "session_revoked"` for that session and the client: after a sign-out it must drop its JWT and sign in again',
+  },
   invalid_credentials: {
     meaning: 'sign-in with a wrong email or password',
     cause: 'typos; credential stuffing (see the sign-in alert)',
