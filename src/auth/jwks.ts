@@ -40,6 +40,12 @@ const MAX_KID_LENGTH = 256
 /** Store look-ups for unknown kids inside the cooldown, at most this many a second. */
 export const KID_LOOKUPS_PER_SECOND = 20
 const KID_MISSES_REMEMBERED = 1024
+/**
+ * The kids a key store look-up is spent on: the ids better-auth (or a custom id generator: UUIDs,
+ * cuids) gives its keys. Anything else (a NUL, non-ASCII, spaces) cannot be a key of this
+ * deployment and must not reach the database, where it would be an error a client caused.
+ */
+const LOOKUP_KID = /^[A-Za-z0-9._~-]{1,128}$/
 
 export class JwksStore {
   #keys = new Map<string, VerifyKey>()
@@ -182,7 +188,7 @@ export class JwksStore {
   /** The key store's answer for one kid, within the per-second budget; a store that cannot answer is a 503, not a 401. */
   async #storeHolds(kid: string): Promise<boolean> {
     const lookup = this.#opts.kidExists
-    if (lookup === undefined || this.#kidMisses.has(kid)) return false
+    if (lookup === undefined || !LOOKUP_KID.test(kid) || this.#kidMisses.has(kid)) return false
     const second = Math.floor(this.#now() / 1000)
     if (second !== this.#kidLookupWindow) {
       this.#kidLookupWindow = second

@@ -59,6 +59,14 @@ t.test('junk kids inside the cooldown: one look-up each, remembered, bounded per
   t.equal(s.fetches(), fetchesBefore, 'no refresh for any junk kid')
 })
 
+t.test('a kid no key store id looks like is not looked up (a NUL would be a database error a client caused)', async (t) => {
+  const s = storeOver([jwk('a')])
+  await s.store.refresh()
+  await s.store.getKey('start-the-cooldown')
+  for (const odd of ['bad\u0000kid', 'späce kid', 'x'.repeat(129), '']) t.equal(await s.store.getKey(odd), undefined)
+  t.same(s.lookups, [], 'none reached the store')
+})
+
 t.test('a key store that cannot answer the look-up: unavailable, not unknown', async (t) => {
   const s = storeOver([jwk('a')], { failLookups: true })
   await s.store.refresh()
