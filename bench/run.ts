@@ -53,10 +53,11 @@ const MAX_RETRIES = 2
 const TEARDOWN_SECONDS = 15
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100
 
-// "Every denial traced" (issue 14): the gateway setting that turns it on, if it has one. With
-// none (denials traced unconditionally, or not at all), e1d runs the same configuration as e1
-// and its budget is n/a: the cost cannot be separated in one build.
-const DENIAL_TRACING_ENV: Record<string, string> = {}
+// "Every denial traced" (issue 14): the gateway setting that turns it on (TRACE_DENIALS, on by
+// default); e1 and e100 run with it off, so e1d ÷ e1 is its cost. Emptied (a build without the
+// setting), e1d runs the same configuration as e1 and its budget is n/a.
+const DENIAL_TRACING_ENV: Record<string, string> = { TRACE_DENIALS: 'on' }
+const NO_DENIAL_TRACING_ENV: Record<string, string> = Object.keys(DENIAL_TRACING_ENV).length > 0 ? { TRACE_DENIALS: 'off' } : {}
 // Redis for the c-redis / d-redis rows (issue 13): the machine's unless REDIS_URL says otherwise.
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 
@@ -78,8 +79,8 @@ const TARGETS: Record<string, TargetSpec> = {
   authgw_cold: { kind: 'authgw', env: { SESSION_CACHE_TTL_SECONDS: '0' } },
   authgw_redis: { kind: 'authgw', redis: true },
   authgw_cold_redis: { kind: 'authgw', env: { SESSION_CACHE_TTL_SECONDS: '0' }, redis: true },
-  authgw_trace100: { kind: 'authgw', tracing: '1.0' },
-  authgw_trace1: { kind: 'authgw', tracing: '0.01' },
+  authgw_trace100: { kind: 'authgw', tracing: '1.0', env: NO_DENIAL_TRACING_ENV },
+  authgw_trace1: { kind: 'authgw', tracing: '0.01', env: NO_DENIAL_TRACING_ENV },
   // Without a setting of its own it is the 1 % gateway (one process less to start).
   authgw_trace1_denials: { kind: 'authgw', tracing: '0.01', env: DENIAL_TRACING_ENV },
   // Experiments: one feature toggled each.
@@ -87,10 +88,10 @@ const TARGETS: Record<string, TargetSpec> = {
   x_logsync: { kind: 'authgw', env: { LOG_SYNC: 'true' } },
   x_nocors: { kind: 'authgw', overrides: ['cors-off'] },
   x_nometrics: { kind: 'authgw', overrides: ['metrics-off'] },
-  x_trace100_nochild: { kind: 'authgw', tracing: '1.0', overrides: ['child-spans-off'] },
-  x_trace1_nochild: { kind: 'authgw', tracing: '0.01', overrides: ['child-spans-off'] },
+  x_trace100_nochild: { kind: 'authgw', tracing: '1.0', env: NO_DENIAL_TRACING_ENV, overrides: ['child-spans-off'] },
+  x_trace1_nochild: { kind: 'authgw', tracing: '0.01', env: NO_DENIAL_TRACING_ENV, overrides: ['child-spans-off'] },
   x_replyfrom: { kind: 'authgw', overrides: ['proxy-reply-from', 'headers-reply-from'] },
-  x_trace1_replyfrom: { kind: 'authgw', tracing: '0.01', overrides: ['proxy-reply-from', 'headers-reply-from'] },
+  x_trace1_replyfrom: { kind: 'authgw', tracing: '0.01', env: NO_DENIAL_TRACING_ENV, overrides: ['proxy-reply-from', 'headers-reply-from'] },
 }
 type Target = { id: string; child: Child; origin: string; metricsUrl?: string; tracing: boolean; redis: boolean }
 /** jwt-denied10: one request in ten carries no credentials (a cheap 401, no_credentials), the rest a valid JWT. */
@@ -116,9 +117,9 @@ const VARIANTS: Variant[] = [
   { id: 'd', label: 'authgw session cookie, store lookup per request (SESSION_CACHE_TTL_SECONDS=0), PostgreSQL', target: 'authgw_cold', creds: 'cookie', open: false, cache: 'session' },
   { id: 'c-redis', label: 'authgw session cookie, cache warm, REDIS_URL set', target: 'authgw_redis', creds: 'cookie', open: false, cache: 'session' },
   { id: 'd-redis', label: 'authgw session cookie, store lookup per request, REDIS_URL set', target: 'authgw_cold_redis', creds: 'cookie', open: false, cache: 'session' },
-  { id: 'e100', label: 'authgw JWT + tracing 100 % to OTLP sink', target: 'authgw_trace100', creds: 'jwt', open: false, cache: 'jwt' },
-  { id: 'e1', label: 'authgw JWT + tracing 1 % (parentbased_traceidratio) to OTLP sink', target: 'authgw_trace1', creds: 'jwt', open: false, cache: 'jwt' },
-  { id: 'e1d', label: '(e1) with every denial traced, all-allowed load', target: 'authgw_trace1_denials', creds: 'jwt', open: false, cache: 'jwt' },
+  { id: 'e100', label: 'authgw JWT + tracing 100 % to OTLP sink (TRACE_DENIALS=off)', target: 'authgw_trace100', creds: 'jwt', open: false, cache: 'jwt' },
+  { id: 'e1', label: 'authgw JWT + tracing 1 % (parentbased_traceidratio) to OTLP sink, TRACE_DENIALS=off', target: 'authgw_trace1', creds: 'jwt', open: false, cache: 'jwt' },
+  { id: 'e1d', label: '(e1) with every denial traced (TRACE_DENIALS=on, the default), all-allowed load', target: 'authgw_trace1_denials', creds: 'jwt', open: false, cache: 'jwt' },
   { id: 'b10', label: '(b) on a 10 %-denied load (no credentials), untraced', target: 'authgw', creds: 'jwt-denied10', open: false, deniedShare: 0.1 },
   { id: 'e1d10', label: '(e1d) on a 10 %-denied load (no credentials)', target: 'authgw_trace1_denials', creds: 'jwt-denied10', open: false, deniedShare: 0.1 },
   { id: 'a2', label: 'lean hop again (A/A noise check)', target: 'lean', creds: 'jwt', open: false },
