@@ -78,6 +78,9 @@ export type ScaleResult = {
   shrunk?: string
 }
 
+// better-auth's session lifetime at the gateways' default SESSION_EXPIRES_IN_SECONDS.
+const SESSION_EXPIRES_IN_SECONDS = 604_800
+
 const CACHE_ENV = (max: number) => ({
   SESSION_CACHE_MAX_ENTRIES: String(max),
   JWT_CACHE_MAX_ENTRIES: String(max),
@@ -239,14 +242,17 @@ async function makeCredentials(ctx: ScaleContext, n: number): Promise<{ cookie: 
   const client = new pg.Client({ connectionString: ctx.databaseUrl })
   await client.connect()
   try {
-    // Sessions: spread over the users that signed up, valid for a day, just updated (no extension write).
+    // Sessions: spread over the users that signed up, as better-auth creates them at sign-in:
+    // expiring after its expiresIn (SESSION_EXPIRES_IN_SECONDS, default 7 days), so no
+    // extension is due for a day (SESSION_UPDATE_AGE_SECONDS). With a 1-day expiry each first
+    // sight also paid an extension through better-auth (getSession, a write, a Set-Cookie).
     const { rows } = await client.query<{ token: string }>(
       `WITH u AS (SELECT id, row_number() OVER (ORDER BY id) - 1 AS k, count(*) OVER () AS n FROM "user")
        INSERT INTO "session" (id, token, "userId", "expiresAt", "createdAt", "updatedAt")
-       SELECT 'bench-scale-' || g, md5(random()::text || g) || md5(g::text || random()::text), u.id, now() + interval '1 day', now(), now()
+       SELECT 'bench-scale-' || g, md5(random()::text || g) || md5(g::text || random()::text), u.id, now() + make_interval(secs => $2::int), now(), now()
        FROM generate_series(1, $1::int) g JOIN u ON u.k = g % u.n
        RETURNING token`,
-      [n],
+      [n, SESSION_EXPIRES_IN_SECONDS],
     )
     const cookieName = ctx.sampleCookie.slice(0, ctx.sampleCookie.indexOf('='))
     const cookie = rows.map(({ token }) => {
