@@ -573,6 +573,7 @@ async function main() {
   budgets.push(limitBudget('scrape', `/metrics scrape time, median of ${scrape.samples} (${scrape.series} series, ${Math.round(scrape.bytes / 1024)} KiB; max ${fmt2(scrape.maxMs)} ms; gateway CPU ${fmt2(scrape.cpuMsPerScrape)} ms per scrape)`, scrape.medianMs, MEMORY_BUDGET.scrapeMs, 'ms'))
 
   let scale: ScaleResult | undefined
+  let freshSignIns: FreshSignInsMemory | undefined
   if (SCALE !== '0') {
     const main = targets.get('authgw') as Target
     const gatewayOf = (t: Target): ScaleGateway => ({ origin: t.origin, metricsUrl: t.metricsUrl as string, pid: t.child.pid })
@@ -605,6 +606,7 @@ async function main() {
       rssBudget.note = `stated for 100,000 sessions; estimate from the measured bytes per entry: ${Number.isFinite(estimate) ? `${Math.round(estimate)} MiB` : '–'}; ${scale.shrunk ?? `BENCH_SCALE_SIZES asked for ${m.liveSessions}`}`
     }
     budgets.push(rssBudget)
+    freshSignIns = measureFreshSignIns()
   }
 
   const aa = summaries.find((s) => s.id === 'a2')
@@ -656,18 +658,36 @@ async function main() {
     'A throughput budget is decided on the throughput ratio over undisturbed rounds; when every round was disturbed by other work, on the CPU ratio (marked). n/a: the subject is not in this build or the measurement was invalid — never counted as a pass.',
     '',
     budgetLines(budgets),
-    ...(scale ? ['', scaleMarkdown(scale), ...(scale.shrunk ? ['', `Largest size reduced: ${scale.shrunk}.`] : [])] : []),
+    ...(scale ? ['', scaleMarkdown(scale, freshSignIns), ...(scale.shrunk ? ['', `Largest size reduced: ${scale.shrunk}.`] : [])] : []),
     ...(notes.length > 0 ? ['', '**Notes**', '', ...notes] : []),
     '',
     `Run took ${Math.round(elapsedSeconds)} s.`,
     '',
   ].join('\n')
-  writeFileSync(join(resultsDir, `${OUT}.json`), `${JSON.stringify({ date: new Date().toISOString(), elapsedSeconds, load, machine, settings, rigCheck, summaries, budgets, scale, measurements }, null, 2)}\n`)
+  writeFileSync(join(resultsDir, `${OUT}.json`), `${JSON.stringify({ date: new Date().toISOString(), elapsedSeconds, load, machine, settings, rigCheck, summaries, budgets, scale, freshSignIns, measurements }, null, 2)}\n`)
   writeFileSync(join(resultsDir, `${OUT}.md`), md)
   process.stdout.write(`\n${md}\n`)
 }
 
-function scaleMarkdown(r: ScaleResult): string {
+type FreshSignInsMemory = { bound: number; entriesPerMap: { clients: number; tokens: number }; heapBytes: number; bytesPerEntry: number; totalMiB: number } | { error: string }
+
+/** Heap per entry of the fresh sign-in maps (pseudonymous clients and fresh session tokens), filled to their bound in a process of its own. */
+function measureFreshSignIns(): FreshSignInsMemory {
+  try {
+    const out = execFileSync(process.execPath, ['--expose-gc', join(import.meta.dirname, 'fresh-sign-ins-memory.ts')], { cwd: root, encoding: 'utf8', timeout: 120_000 })
+    return JSON.parse(out.trim().split('\n').at(-1) as string) as FreshSignInsMemory
+  } catch (err) {
+    return { error: err instanceof Error ? err.message.split('\n')[0] as string : String(err) }
+  }
+}
+
+function freshSignInsLine(f: FreshSignInsMemory | undefined): string {
+  if (f === undefined) return 'Pseudonymous client entries: not measured.'
+  if ('error' in f) return `Pseudonymous client entries: measurement failed (${f.error}).`
+  return `Pseudonymous client entries (\`src/auth/fresh-sign-ins.ts\`, \`bench/fresh-sign-ins-memory.ts\`: keyed hash of client IP + User-Agent → last sign-in, beside the fresh session tokens): **${f.bytesPerEntry.toLocaleString('en-US')} B per entry** (heap after GC, both maps filled to their bound of ${f.bound.toLocaleString('en-US')} with twice as many sign-ins; ${f.totalMiB} MiB when full).`
+}
+
+function scaleMarkdown(r: ScaleResult, fresh?: FreshSignInsMemory): string {
   const n0 = (x: number) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : '–')
   const pct = (x: number) => (Number.isFinite(x) ? `${(x * 100).toFixed(1)} %` : '–')
   const m = r.memory
@@ -679,7 +699,7 @@ function scaleMarkdown(r: ScaleResult): string {
     ...r.rows.map((x) => `| ${x.credentials === 'jwt' ? 'JWT bearer' : 'session cookie'} | ${n0(x.distinct)} | ${x.cache} | ${n0(x.rps)} | ${n0(x.gatewayCpuUsPerRequest)} | ${pct(x.hitRatio)} | ${x.fill ? `${x.fill.seconds.toFixed(1)} s${x.distinct >= 100 ? `, ${n0(x.fill.gatewayCpuUsPerRequest)}` : ''}` : '–'} |${x.non2xx > 0 ? ` ${x.non2xx} non-2xx/errors` : ''}`),
     '',
     `Memory (heap after forced GC, \`--expose-gc\` probe; bytes per entry = heap growth ÷ entries added): **${n0(m.bytesPerSession)} B per cached session** (${n0(m.sessionsAdded)} added; session cache entry + verified-cookie hash + the minted upstream JWT cached per session), **${n0(m.bytesPerJwt)} B per verify-once entry** (${n0(m.jwtsAdded)} added). ` +
-      `RSS with ${n0(m.liveSessions)} sessions and ${n0(m.liveJwts)} JWTs cached: ${m.rssMiB.toFixed(0)} MiB (peak ${m.peakRssMiB.toFixed(0)} MiB), heap used ${m.heapUsedMiB.toFixed(0)} MiB of ${m.heapTotalMiB.toFixed(0)} MiB reserved, external ${m.externalMiB.toFixed(0)} MiB: the rest of RSS is native memory V8 does not account for. Pseudonymous client entries: n/a (no such map in this build).`,
+      `RSS with ${n0(m.liveSessions)} sessions and ${n0(m.liveJwts)} JWTs cached: ${m.rssMiB.toFixed(0)} MiB (peak ${m.peakRssMiB.toFixed(0)} MiB), heap used ${m.heapUsedMiB.toFixed(0)} MiB of ${m.heapTotalMiB.toFixed(0)} MiB reserved, external ${m.externalMiB.toFixed(0)} MiB: the rest of RSS is native memory V8 does not account for. ${freshSignInsLine(fresh)}`,
   ].join('\n')
 }
 
