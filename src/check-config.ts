@@ -2,7 +2,8 @@
 // (a weak BETTER_AUTH_SECRET fails here whatever NODE_ENV says), connects to
 // the database, reports migration state, proves the secret by a test signing
 // with the stored keys, and checks that the JWKS URL answers with keys. Exit 0
-// when all is well, 1 otherwise; never prints a secret.
+// when all is well, 1 otherwise; never prints a secret. Its output is JSON
+// lines: one per check ({event: "check", check, ok, detail}), then a summary.
 import { getCookies } from 'better-auth/cookies'
 import { createAuth } from './auth/better-auth.ts'
 import { configuredCookieProblems } from './auth/set-cookie-audit.ts'
@@ -97,8 +98,17 @@ export async function checkConfig(env: Record<string, string | undefined>): Prom
   return lines
 }
 
+/** One JSON object a line, like every other line the project writes: each check, then a summary. */
+export function reportLines(lines: Line[]): string[] {
+  const failed = lines.filter((l) => !l.ok).map((l) => l.check)
+  return [
+    ...lines.map((l) => JSON.stringify({ event: 'check', check: l.check, ok: l.ok, detail: l.detail })),
+    JSON.stringify({ event: 'check_config', ok: failed.length === 0, checks: lines.length, failed, msg: failed.length === 0 ? 'every check passed' : `failed: ${[...new Set(failed)].join(', ')}` }),
+  ]
+}
+
 if (import.meta.main) {
   const lines = await checkConfig(process.env)
-  for (const l of lines) process.stdout.write(`${l.ok ? 'ok  ' : 'FAIL'}  ${l.check.padEnd(10)} ${l.detail}\n`)
+  process.stdout.write(`${reportLines(lines).join('\n')}\n`)
   process.exit(lines.every((l) => l.ok) ? 0 : 1)
 }

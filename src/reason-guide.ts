@@ -33,7 +33,7 @@ export const unauthorizedGuide = {
   },
   cross_site_no_cookie: {
     meaning: 'no session cookie on a request the browser marked `Sec-Fetch-Site: cross-site`',
-    cause: '`SameSite=Lax` cookies are not sent on cross-site fetches: serve the app same-site, or set `COOKIE_SAME_SITE=none` with an https `BETTER_AUTH_URL`',
+    cause: '`SameSite=Lax` cookies are not sent on cross-site fetches, and a browser that blocks third-party cookies drops `SameSite=None` ones too: serve the app same-site, or set `COOKIE_SAME_SITE=none` and `COOKIE_PARTITIONED=true` with an https `BETTER_AUTH_URL`',
     check: 'the access line\'s `origin` and `secFetchSite`: which app calls the gateway from another site',
   },
   cookie_not_returned: {
@@ -147,6 +147,11 @@ export const unauthorizedGuide = {
     meaning: '`aud` differs from `BETTER_AUTH_AUDIENCE`',
     cause: 'config drift; a token minted for another API',
     check: '`authgw_config_info{audience}` per replica against the failing token\'s `aud`',
+  },
+  session_revoked: {
+    meaning: 'a valid JWT whose session (its `sid` claim) has ended: signed out, revoked, password changed, user deleted or expired',
+    cause: 'a client still sending the JWT it fetched before signing out or being revoked (every replica refuses it within a second)',
+    check: 'the audit line `event: "session_revoked"` for that session and the client: after a sign-out it must drop its JWT and sign in again',
   },
   invalid_credentials: {
     meaning: 'sign-in with a wrong email or password',

@@ -53,6 +53,24 @@ export const JwtReason = {
 export type JwtReason = (typeof JwtReason)[keyof typeof JwtReason]
 
 /**
+ * A bearer JWT that verifies, refused because the session it was minted for
+ * (its `sid` claim) has ended: signed out, revoked, password changed, user
+ * deleted, expired. Kept apart from JwtReason, which a stateless verifier (an
+ * upstream with the JWKS alone) can name from the token itself.
+ */
+export const JwtSessionReason = {
+  session_revoked: 'session_revoked',
+} as const
+export type JwtSessionReason = (typeof JwtSessionReason)[keyof typeof JwtSessionReason]
+
+/** Every value that `authgw_jwt_validation_failures_total{reason}` may carry. */
+export const JwtRefusalReason = {
+  ...JwtReason,
+  ...JwtSessionReason,
+} as const
+export type JwtRefusalReason = (typeof JwtRefusalReason)[keyof typeof JwtRefusalReason]
+
+/**
  * A better-auth endpoint refused a session that the gateway's own check, made
  * against a store known to be answering, found valid (source="auth",
  * mechanism="session"). Never a credential problem of the client: the two
@@ -90,6 +108,7 @@ export const UnauthorizedReason = {
   ...SessionReason,
   ...AuthDisagreementReason,
   ...JwtReason,
+  ...JwtSessionReason,
   ...NoCredentialReason,
   ...AuthReason,
   ...UpstreamRejectReason,

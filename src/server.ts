@@ -15,6 +15,7 @@ import type { JwtVerifier } from './auth/jwt.ts'
 import { requestAudience } from './auth/cookie-audit-step.ts'
 import { mountAuth } from './auth/mount.ts'
 import type { TokenMinter } from './auth/minter.ts'
+import type { RevokedSessions } from './auth/revoked-sessions.ts'
 import { clientIpUnresolved } from './proxy/client-ip.ts'
 import { cookieNamesFor } from './auth/session.ts'
 import type { SessionValidator } from './auth/session.ts'
@@ -57,6 +58,8 @@ export type Gateway = {
   sessions: SessionValidator
   jwtVerifier: JwtVerifier
   minter: TokenMinter
+  /** Sessions that ended: JWTs minted for them are refused (`session_revoked`). */
+  revokedSessions: RevokedSessions
   /** Flip /readyz to 503 (first step of a graceful shutdown). */
   setDraining(): void
 }
@@ -79,7 +82,7 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
       secret_fingerprint: secretFingerprint(config.secret, config.issuer),
     },
   })
-  const gatewayAuth = createGatewayAuth(config, { auth, pool, metrics, cookieNames, readShared: deps.sharedSessionReader })
+  const gatewayAuth = createGatewayAuth(config, { auth, pool, metrics, cookieNames, readShared: deps.sharedSessionReader, log: logger })
   const { sessions, jwks, jwtVerifier, minter, guard } = gatewayAuth
   const sso = createSso(config, { auth, metrics, log: logger })
 
@@ -164,6 +167,7 @@ export async function buildServer(config: ResolvedConfig, deps: ServerDeps): Pro
     sessions,
     jwtVerifier,
     minter,
+    revokedSessions: gatewayAuth.revokedSessions,
     setDraining() {
       drain.start()
     },

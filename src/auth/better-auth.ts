@@ -39,6 +39,8 @@ export function createAuth(config: ResolvedConfig, deps: { pool: Pool; log: Logg
     // Never phones home; BETTER_AUTH_TELEMETRY, which would override this, is refused by config/load.ts.
     telemetry: { enabled: false },
     emailAndPassword: { enabled: true },
+    // AUTH_DELETE_USER: ending the user's sessions ends their JWTs too (databaseHooks below).
+    ...(config.authDeleteUser ? { user: { deleteUser: { enabled: true } } } : {}),
     // Redis mode (docs/replicas.md): a copy every replica reads; PostgreSQL
     // keeps every session too, so losing Redis loses none.
     secondaryStorage: deps.shared?.secondaryStorage,

@@ -2,7 +2,7 @@
 // reason, log fields, span attributes and counters are set together here so
 // they can never disagree.
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { JwtReason, Mechanism, OAuthCallbackReason, Outcome, SessionReason, SignInMethod, SignInOutcome, UnauthorizedSource, UnavailableReason } from '../reasons.ts'
+import { JwtRefusalReason, Mechanism, OAuthCallbackReason, Outcome, SessionReason, SignInMethod, SignInOutcome, UnauthorizedSource, UnavailableReason } from '../reasons.ts'
 import type { UnauthorizedReason } from '../reasons.ts'
 import type { Classified } from '../oauth/classify.ts'
 import type { AuthState } from './auth-state.ts'
@@ -14,7 +14,7 @@ import { activeSpan, activeTraceIds } from '../telemetry/tracing.ts'
 export type { AuthState } from './auth-state.ts'
 
 const SESSION_REASONS = new Set<string>(Object.values(SessionReason))
-const JWT_REASONS = new Set<string>(Object.values(JwtReason))
+const JWT_REASONS = new Set<string>(Object.values(JwtRefusalReason))
 
 export const exemplarOf = () => {
   // Called only for denials and failures, whose traces are always exported.
@@ -67,7 +67,7 @@ export function deny(
   metrics.decision(mechanism, Outcome.denied)
   metrics.unauthorized(UnauthorizedSource.gateway, mechanism, reason, e)
   if (mechanism === Mechanism.session && SESSION_REASONS.has(reason)) metrics.sessionNull(reason as SessionReason)
-  if (mechanism === Mechanism.jwt && JWT_REASONS.has(reason)) metrics.jwtFailure(reason as JwtReason, e)
+  if (mechanism === Mechanism.jwt && JWT_REASONS.has(reason)) metrics.jwtFailure(reason as JwtRefusalReason, e)
   annotate(request, { mechanism, outcome: Outcome.denied, reason, source: UnauthorizedSource.gateway })
   if (mechanism === Mechanism.jwt) {
     reply.header('www-authenticate', `Bearer error="invalid_token", error_description="${reason}"`)

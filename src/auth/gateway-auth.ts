@@ -19,6 +19,7 @@ import type { Guard } from './guard.ts'
 import { JwksStore } from './jwks.ts'
 import type { Jwk } from './jwks.ts'
 import { JwtVerifier } from './jwt.ts'
+import { REVOKED_SESSIONS_MAX_ENTRIES, RevokedSessions } from './revoked-sessions.ts'
 import { TokenMinter } from './minter.ts'
 import { ProbeSignOuts } from '../telemetry/probe-traffic.ts'
 import { SessionValidator } from './session.ts'
@@ -29,6 +30,8 @@ export type GatewayAuth = {
   jwks: JwksStore
   jwtVerifier: JwtVerifier
   minter: TokenMinter
+  /** Sessions that ended: JWTs minted for them are refused (`session_revoked`). */
+  revokedSessions: RevokedSessions
   guard: Guard
   /** Sign-ins and sessions this instance handed out within FRESH_SIGN_IN_WINDOW_SECONDS. */
   freshSignIns: FreshSignIns
@@ -38,12 +41,27 @@ export type GatewayAuth = {
   probeSignOuts: ProbeSignOuts
 }
 
+const JWT_CLOCK_TOLERANCE_SECONDS = 5
+
 export function createGatewayAuth(
   config: ResolvedConfig,
-  deps: { auth: Auth; pool: Pool; metrics: Metrics; cookieNames: CookieNames; readShared?: SharedSessionReader },
+  deps: { auth: Auth; pool: Pool; metrics: Metrics; cookieNames: CookieNames; readShared?: SharedSessionReader; log?: Logger },
 ): GatewayAuth {
   const { auth, pool, metrics } = deps
   const freshSignIns = new FreshSignIns({ windowSeconds: config.session.freshSignInWindowSeconds, maxEntries: FRESH_SIGN_IN_MAX_ENTRIES })
+  let overflowLogged = 0
+  const revokedSessions = new RevokedSessions({
+    // A JWT minted just before its session ended lives this long at most.
+    ttlSeconds: config.jwt.expirationSeconds + JWT_CLOCK_TOLERANCE_SECONDS,
+    pool,
+    onDbError: () => metrics.dbError(DbOperation.session_lookup),
+    onOverflow: () => {
+      const now = Date.now()
+      if (now - overflowLogged < 60_000) return
+      overflowLogged = now
+      deps.log?.warn({ event: 'revoked_sessions_full', max: REVOKED_SESSIONS_MAX_ENTRIES }, 'revoked-session memory full: the oldest revocations are checked against the store only on a verify-once miss')
+    },
+  })
   const sessions = new SessionValidator({
     pool,
     issuedRecently: (token) => freshSignIns.issuedRecently(token),
@@ -55,6 +73,7 @@ export function createGatewayAuth(
     onDbError: () => metrics.dbError(DbOperation.session_lookup),
     withIdp: config.oidc.length > 0,
     readShared: deps.readShared,
+    onSessionExpired: (sessionId) => revokedSessions.add(sessionId),
   })
 
   const jwks: JwksStore = new JwksStore({
@@ -84,7 +103,9 @@ export function createGatewayAuth(
     audience: config.audience,
     algorithms: config.jwt.algorithms,
     cacheMaxEntries: config.jwt.cacheMaxEntries,
+    clockToleranceSeconds: JWT_CLOCK_TOLERANCE_SECONDS,
     onCacheLookup: (hit) => metrics.jwtCacheLookup(hit),
+    revoked: revokedSessions,
   })
 
   const minter = new TokenMinter(auth, metrics, config.session.cacheMaxEntries)
@@ -99,7 +120,7 @@ export function createGatewayAuth(
     freshSignIns,
     auditSetCookies: (request, setCookie) => auditReplyCookies(request, setCookie, audience, metrics),
   })
-  return { sessions, jwks, jwtVerifier, minter, guard, freshSignIns, pseudonymize: pseudo, probeSignOuts: new ProbeSignOuts() }
+  return { sessions, jwks, jwtVerifier, minter, revokedSessions, guard, freshSignIns, pseudonymize: pseudo, probeSignOuts: new ProbeSignOuts() }
 }
 
 /** better-auth's hooks, filled in: a new signing key, a deleted session (sign-out, revocation, clean-up). */
@@ -112,6 +133,7 @@ export function connectAuthHooks(hooks: AuthHooks, parts: GatewayAuth, metrics: 
     parts.sessions.evictToken(s.token)
     parts.freshSignIns.sessionEnded(s.token)
     parts.minter.evict(s.id)
+    parts.revokedSessions.add(s.id)
     if (!parts.probeSignOuts.has(s.token)) metrics.sessionRevoked()
     logger.info({ event: 'session_revoked', session: parts.pseudonymize(s.id) }, 'audit')
   }

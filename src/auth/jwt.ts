@@ -1,20 +1,24 @@
 // Bearer JWT verification with jose (docs/adr/0002-jwt-verification.md)
 // against the in-memory JWKS, behind a verify-once cache keyed by a hash of
 // the whole token (expiry re-checked on every hit; entries of keys that left
-// the JWKS dropped at once). Each rejection maps to exactly one JwtReason.
+// the JWKS dropped at once). Each rejection maps to exactly one JwtReason;
+// a token whose session has ended is `session_revoked`, checked on every hit
+// (a map lookup) and, on a miss, against the session row (revoked-sessions.ts).
 import { hash } from 'node:crypto'
 import { decodeProtectedHeader, errors, jwtVerify } from 'jose'
 import type { JWTPayload } from 'jose'
 import { LRUCache } from 'lru-cache'
-import { JwtReason } from '../reasons.ts'
+import { JwtReason, JwtSessionReason } from '../reasons.ts'
+import type { JwtRefusalReason } from '../reasons.ts'
 import type { JwksStore } from './jwks.ts'
 import { JwksUnavailableError } from './jwks.ts'
+import type { RevokedSessions } from './revoked-sessions.ts'
 
 export type JwtClaims = { sub: string; exp: number; nbf?: number; iat?: number; [claim: string]: unknown }
 
 export type JwtResult =
   | { ok: true; claims: JwtClaims; kid: string; alg: string; cached: boolean }
-  | { ok: false; reason: JwtReason; kid?: string; alg?: string }
+  | { ok: false; reason: JwtRefusalReason; kid?: string; alg?: string }
 
 export type JwtVerifierOptions = {
   jwks: JwksStore
@@ -26,6 +30,8 @@ export type JwtVerifierOptions = {
   cacheTtlSeconds?: number
   clockToleranceSeconds?: number
   onCacheLookup?: (hit: boolean) => void
+  /** Sessions that ended: their JWTs (by `sid`) are refused. */
+  revoked?: RevokedSessions
   now?: () => number
 }
 
@@ -83,6 +89,11 @@ export class JwtVerifier {
         this.#cache.delete(cacheKey)
         return { ok: false, reason: timeReason, kid: hit.kid, alg: hit.alg }
       }
+      const sid = hit.claims.sid
+      if (typeof sid === 'string' && this.#opts.revoked?.has(sid) === true) {
+        this.#cache.delete(cacheKey)
+        return { ok: false, reason: JwtSessionReason.session_revoked, kid: hit.kid, alg: hit.alg }
+      }
       return { ok: true, claims: hit.claims, kid: hit.kid, alg: hit.alg, cached: true }
     }
 
@@ -132,6 +143,10 @@ export class JwtVerifier {
     }
     if (typeof payload.sub !== 'string' || kid === undefined || alg === undefined) return { ok: false, reason: JwtReason.malformed, alg, kid: shownKid }
     const claims = payload as JwtClaims
+    // Never cached: a later hit would skip the store.
+    if (typeof claims.sid === 'string' && this.#opts.revoked !== undefined && (await this.#opts.revoked.endedInStore(claims.sid))) {
+      return { ok: false, reason: JwtSessionReason.session_revoked, kid, alg }
+    }
     this.#cache.set(cacheKey, { claims, kid, alg }, { ttl: Math.max(1, Math.min(claims.exp * 1000 - now, this.#ttlMs)) })
     return { ok: true, claims, kid, alg, cached: false }
   }

@@ -86,6 +86,8 @@ export type SessionValidatorOptions = {
   now?: () => number
   /** Read the session's `idp` column (it exists only when SSO providers are configured). */
   withIdp?: boolean
+  /** The store holds this session past its expiry (never said from the cache: another replica may have extended it). */
+  onSessionExpired?: (sessionId: string) => void
 }
 
 export type ValidateOptions = {
@@ -321,7 +323,10 @@ export class SessionValidator {
   #classify(row: LookupRow | undefined): Lookup {
     if (row === undefined) return { reason: SessionReason.session_not_found }
     const expiresAt = new Date(row.exp).getTime()
-    if (expiresAt <= this.#now()) return { reason: SessionReason.session_expired }
+    if (expiresAt <= this.#now()) {
+      this.#opts.onSessionExpired?.(row.sid)
+      return { reason: SessionReason.session_expired }
+    }
     if (row.user_id === null) return { reason: SessionReason.user_not_found }
     const identity: SessionIdentity = { sessionId: row.sid, userId: row.user_id, email: row.email ?? '', name: row.name ?? '', expiresAt }
     if (typeof row.idp === 'string') identity.idp = row.idp

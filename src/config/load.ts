@@ -60,6 +60,8 @@ export type Config = {
   /** The synthetic sign-in probe; `url` undefined means BETTER_AUTH_URL. */
   probe: { intervalSeconds: number; url: string | undefined; path: string; stepTimeoutMs: number }
   authRateLimit: boolean
+  /** better-auth's `/delete-user` (self-service account deletion). */
+  authDeleteUser: boolean
   /** LISTEN/NOTIFY invalidation when there is no Redis. */
   databaseListen: boolean
   rateLimitStorage: RateLimitStorage
@@ -306,6 +308,7 @@ export function loadConfig(env: Env, opts: LoadOptions = {}): Readonly<Config> {
     },
     probe: { intervalSeconds: probeInterval, url: probeUrl, path: probePath, stepTimeoutMs: int('PROBE_STEP_TIMEOUT_MS', 5_000, 100, 60_000) },
     authRateLimit: bool('AUTH_RATE_LIMIT', production),
+    authDeleteUser: bool('AUTH_DELETE_USER', false),
     databaseListen: bool('DATABASE_LISTEN', true),
     rateLimitStorage: rateLimitStorage(str('RATE_LIMIT_STORAGE'), { redis: redisUrl !== undefined, production }, problems),
     demoApp: bool('DEMO_APP', !production),

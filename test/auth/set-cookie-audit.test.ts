@@ -97,10 +97,10 @@ t.test('the startup audit warns once per problem of the configured cookie', asyn
   for (const r of startup) t.match(r, { level: 40, host: 'authgw.test' })
 })
 
-// better-auth's own cookies cannot be made to show these four through the
-// gateway's settings (it chunks large cookies, sets Max-Age to the session
-// lifetime, and better-call adds Secure to SameSite=None and Partitioned), so
-// they are checked on the parser and the rule.
+// better-auth 1.7 never sends these four (it chunks large cookies, sets
+// Max-Age to the session lifetime, and better-call adds Secure to SameSite=None
+// and Partitioned): test/auth/better-auth-cookie-facts.test.ts pins that against
+// the real library and a real gateway; here the rules are checked on the parser.
 t.test('too_large, max_age_shorter_than_session and the *_without_secure problems on Set-Cookie values', async (t) => {
   const audience = { scheme: 'https', host: 'auth.example.com', sessionTokenName: '__Secure-better-auth.session_token', sessionExpiresInSeconds: 604800 }
   const big = parseSetCookie(`__Secure-better-auth.session_data=${'a'.repeat(4100)}; Path=/; Secure; HttpOnly; SameSite=Lax`)

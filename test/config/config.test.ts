@@ -178,6 +178,11 @@ t.test('check-config: passes against a running gateway, fails with a readable re
   const r = await run(['src/check-config.ts'], env)
   t.equal(r.status, 0, r.stdout + r.stderr)
   t.notOk(r.stdout.includes(gw.config.secret))
+  // Every line it prints is a JSON object: one per check, then the summary.
+  const printed = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { event: string; check?: string; ok: boolean; failed?: string[] })
+  t.same(printed.slice(0, -1).map((l) => l.check), ok.map((l) => l.check), 'one line per check, in order')
+  t.ok(printed.slice(0, -1).every((l) => l.event === 'check' && l.ok === true))
+  t.same(printed.at(-1), { event: 'check_config', ok: true, checks: ok.length, failed: [], msg: 'every check passed' })
 })
 
 t.test('probe settings: off by default, validated together with everything else', async (t) => {

@@ -10,7 +10,7 @@ import {
   AuthReason,
   DbOperation,
   JwksRefreshOutcome,
-  JwtReason,
+  JwtRefusalReason,
   Mechanism,
   NoCredentialReason,
   Outcome,
@@ -40,7 +40,7 @@ function fixedSeries(): Array<[string, Labels]> {
     for (const reason of reasons) out.push(['authgw_unauthorized_total', { source, mechanism, reason }])
   }
   unauthorized('gateway', 'session', valuesOf(SessionReason))
-  unauthorized('gateway', 'jwt', valuesOf(JwtReason))
+  unauthorized('gateway', 'jwt', valuesOf(JwtRefusalReason))
   unauthorized('gateway', 'none', valuesOf(NoCredentialReason))
   unauthorized('auth', 'none', valuesOf(AuthReason))
   unauthorized('auth', 'session', valuesOf(SessionReason))
@@ -49,7 +49,7 @@ function fixedSeries(): Array<[string, Labels]> {
   unauthorized('upstream', 'jwt', ['upstream_rejected'])
   unauthorized('upstream', 'none', ['upstream_rejected'])
   for (const reason of [...valuesOf(SessionReason), 'auth_disagrees']) out.push(['authgw_session_nulls_total', { reason }])
-  for (const reason of valuesOf(JwtReason)) out.push(['authgw_jwt_validation_failures_total', { reason }])
+  for (const reason of valuesOf(JwtRefusalReason)) out.push(['authgw_jwt_validation_failures_total', { reason }])
   for (const via of ['sign_in', 'sign_up']) out.push(['authgw_tokens_issued_total', { kind: 'session', via }])
   for (const via of ['token_endpoint', 'jwt_header', 'gateway_exchange']) out.push(['authgw_tokens_issued_total', { kind: 'jwt', via }])
   for (const reason of valuesOf(TokenIssueFailureReason)) out.push(['authgw_token_issue_failures_total', { reason }])

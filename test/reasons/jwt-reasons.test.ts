@@ -6,8 +6,8 @@ import { createPublicKey, createHmac, generateKeyPairSync, sign } from 'node:cry
 import type { KeyObject } from 'node:crypto'
 import t from 'tap'
 import type { Test } from 'tap'
-import { JwtReason, valuesOf } from '../../src/reasons.ts'
-import type { JwtReason as JwtReasonT } from '../../src/reasons.ts'
+import { JwtReason, JwtSessionReason, valuesOf } from '../../src/reasons.ts'
+import type { JwtRefusalReason } from '../../src/reasons.ts'
 import { Client, PASSWORD, uniqueEmail } from '../helpers/client.ts'
 import type { Res } from '../helpers/client.ts'
 import { startTestGateway } from '../helpers/gateway.ts'
@@ -24,7 +24,7 @@ function signEdDSA(header: Record<string, unknown>, payload: Record<string, unkn
 }
 
 type Case = {
-  reason: JwtReasonT
+  reason: JwtReason
   how: string
   authorization: () => Promise<string>
   /** Series besides the denial's own that this case moves. */
@@ -177,7 +177,73 @@ t.test('every JWT reason on a protected route', async (t) => {
   }
 })
 
-function checkDenial(t: Test, gw: TestGateway, res: Res, reason: JwtReasonT): void {
+// A valid JWT outlives its session unless the gateway remembers the session
+// ended: refused by `sid`, from the verify-once cache (a map lookup) and, on a
+// miss, from the session row (docs/adr/0031-revoked-session-jwts.md).
+t.test('session_revoked: a JWT whose session has ended', async (t) => {
+  const gw = await startTestGateway(t, { env: { AUTH_DELETE_USER: 'on' } })
+  const bearer = (token: string, at: TestGateway = gw) => new Client(at.url).get('/api/me', { headers: { authorization: `Bearer ${token}` } })
+  const refusal = {
+    [seriesKey('authgw_unauthorized_total', { source: 'gateway', mechanism: 'jwt', reason: JwtSessionReason.session_revoked })]: 1,
+    [seriesKey('authgw_auth_decisions_total', { mechanism: 'jwt', outcome: 'denied' })]: 1,
+    [seriesKey('authgw_jwt_validation_failures_total', { reason: JwtSessionReason.session_revoked })]: 1,
+    [seriesKey('authgw_http_request_duration_seconds_count', { method: 'GET', route: '/api/*', status_code: 401 })]: 1,
+  }
+
+  await t.test('signed out: the verify-once hit is refused, exactly the session_revoked series moves by one', async (t) => {
+    const user = new Client(gw.url)
+    t.equal((await user.signUp(uniqueEmail('revoked'), PASSWORD)).status, 200)
+    const token = await user.token()
+    t.equal((await bearer(token)).status, 200, 'accepted while the session lives')
+    const hits = await scrape(gw)
+    t.equal((await bearer(token)).status, 200)
+    t.equal(delta(hits, await scrape(gw)).get(seriesKey('authgw_jwt_cache_lookups_total', { result: 'hit' })), 1, 'now a verify-once hit')
+    t.equal((await user.post('/api/auth/sign-out', {})).status, 200)
+    const before = await scrape(gw)
+    const res = await bearer(token)
+    const after = await scrape(gw)
+    checkDenial(t, gw, res, JwtSessionReason.session_revoked)
+    t.same(unexpectedMovements(delta(before, after), refusal), [], 'exactly the expected series moved')
+    t.equal(gw.revokedSessions.size, 1, 'one session remembered')
+  })
+
+  await t.test('a gateway that started after the sign-out (it never heard of it) refuses from the session row', async (t) => {
+    const user = new Client(gw.url)
+    t.equal((await user.signUp(uniqueEmail('revoked-late'), PASSWORD)).status, 200)
+    const token = await user.token()
+    const other = new Client(gw.url)
+    t.equal((await other.signUp(uniqueEmail('alive-late'), PASSWORD)).status, 200)
+    const alive = await other.token()
+    t.equal((await user.post('/api/auth/sign-out', {})).status, 200)
+    // No bus: nothing but the store can tell it.
+    const late = await startTestGateway(t, { databaseUrl: gw.databaseUrl, env: { BETTER_AUTH_URL: gw.config.baseUrl, DATABASE_LISTEN: 'off' } })
+    t.equal((await bearer(alive, late)).status, 200, "a live session's JWT is accepted there")
+    const before = await scrape(late)
+    const res = await bearer(token, late)
+    const after = await scrape(late)
+    checkDenial(t, late, res, JwtSessionReason.session_revoked)
+    t.same(unexpectedMovements(delta(before, after), refusal), [], 'exactly the expected series moved')
+    t.equal(late.revokedSessions.size, 1, 'remembered: the next use is a map lookup')
+  })
+
+  await t.test('user deleted (AUTH_DELETE_USER=on, POST /api/auth/delete-user): the JWTs of all their sessions are refused', async (t) => {
+    const email = uniqueEmail('deleted')
+    const first = new Client(gw.url)
+    t.equal((await first.signUp(email, PASSWORD)).status, 200)
+    const second = new Client(gw.url)
+    t.equal((await second.signIn(email, PASSWORD)).status, 200)
+    const tokens = [await first.token(), await second.token()]
+    for (const token of tokens) t.equal((await bearer(token)).status, 200)
+    const deleted = await first.post('/api/auth/delete-user', { password: PASSWORD })
+    t.equal(deleted.status, 200, deleted.text)
+    for (const token of tokens) {
+      const res = await bearer(token)
+      checkDenial(t, gw, res, JwtSessionReason.session_revoked)
+    }
+  })
+})
+
+function checkDenial(t: Test, gw: TestGateway, res: Res, reason: JwtRefusalReason): void {
   t.equal(res.status, 401, res.text)
   const requestId = res.headers.get('x-request-id')
   t.same(res.body, { error: 'unauthorized', reason, requestId }, 'JSON body names the reason')

@@ -41,14 +41,37 @@ const COMPOSE_MISSING =
   spawnSync('docker', ['compose', 'version'], { encoding: 'utf8' }).status === 0
     ? false
     : 'no `docker compose` plugin here; the structural checks below still run'
+// Debian's docker-compose (Compose v1, a Python package that .ci/run installs) validates the same file
+// against the Compose schema, except the top-level `name` key, a Compose v2 addition that v1 rejects:
+// it reads the file without that one line (the `services` test below pins the name itself).
+const COMPOSE_V1_MISSING =
+  spawnSync('docker-compose', ['version'], { encoding: 'utf8' }).status === 0
+    ? false
+    : 'no docker-compose (Debian: apt-get install docker-compose); the structural checks below still run'
 const AMTOOL_MISSING =
   spawnSync('amtool', ['--version'], { encoding: 'utf8' }).error === undefined ? false : 'amtool not installed (Debian: apt-get install prometheus-alertmanager)'
+const PROFILES = [[], ['--profile', 'secret-mismatch'], ['--profile', 'python-api']]
 
 t.test('docker compose config -q', { skip: COMPOSE_MISSING }, async (t) => {
-  for (const profile of [[], ['--profile', 'secret-mismatch'], ['--profile', 'python-api']]) {
+  for (const profile of PROFILES) {
     const r = spawnSync('docker', ['compose', ...profile, 'config', '-q'], { cwd: REPO_ROOT, encoding: 'utf8' })
     t.equal(r.status, 0, `docker compose ${profile.join(' ')} config -q: ${r.stderr}`)
   }
+})
+
+t.test('docker-compose (v1) config -q, without the v2-only name key', { skip: COMPOSE_V1_MISSING }, async (t) => {
+  const withoutName = read('docker-compose.yml').replace(/^name: .*\n/m, '')
+  t.not(withoutName, read('docker-compose.yml'), 'the name line was found and left out')
+  const check = (file: string, profile: string[]) =>
+    spawnSync('docker-compose', ['--project-directory', '.', '-p', 'authgw', '-f', '-', ...profile, 'config', '-q'], { cwd: REPO_ROOT, encoding: 'utf8', input: file })
+  for (const profile of PROFILES) {
+    const r = check(withoutName, profile)
+    t.equal(r.status, 0, `docker-compose ${profile.join(' ')} config -q: ${r.stderr}`)
+  }
+  // The validator is live: the same file with one unknown option is refused.
+  const broken = check(withoutName.replace(/^ {2}redis:\n/m, '  redis:\n    not_an_option: 1\n'), [])
+  t.not(broken.status, 0, 'an unknown service option is refused')
+  t.match(broken.stderr, /not_an_option/)
 })
 
 t.test('services', async (t) => {

@@ -12,16 +12,14 @@
 // rules' own windows and `for:` are what the minutes are spent on.
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { join } from 'node:path'
 import t from 'tap'
-import { startTestGateway, freePort } from '../helpers/gateway.ts'
+import { startTestGateway } from '../helpers/gateway.ts'
 import { scrape, seriesKey, sumOf } from '../helpers/metrics.ts'
-import { ALERTS_DIR, REPO_ROOT, ruleFiles } from './assets.ts'
-import { ALERTMANAGER_MISSING, findAlertmanager, startAlertmanager, startWebhook } from './live/alertmanager.ts'
+import { ALERTMANAGER_MISSING, findAlertmanager } from './live/alertmanager.ts'
 import type { Notification } from './live/alertmanager.ts'
-import { eventually, findPrometheus, PROMETHEUS_MISSING, startPrometheus } from './live/prometheus.ts'
+import { firingPage, JOB, notificationsSummary, otherPagesBefore, startPagingStack } from './live/paging.ts'
+import { eventually, findPrometheus, PROMETHEUS_MISSING } from './live/prometheus.ts'
 
-const JOB = 'authgw'
 const PAGE = 'AuthGatewayProbeFailing'
 const PAGE_WITHIN_MS = 3 * 60_000
 
@@ -48,31 +46,7 @@ t.test('a broken probe at zero user traffic pages through the shipped Alertmanag
   const gw = await startTestGateway(t, { upstreamUrl, env: { PROBE_INTERVAL_SECONDS: '5' } })
   t.ok(gw.prober, 'PROBE_INTERVAL_SECONDS=5 starts the probe')
 
-  const webhook = await startWebhook(t)
-  const alertmanager = await startAlertmanager(t, {
-    bin: alertmanagerBin,
-    configFile: join(REPO_ROOT, 'deploy', 'alertmanager', 'alertmanager.yml'),
-    webhookUrl: webhook.url,
-    port: await freePort(),
-  })
-  const prom = await startPrometheus(t, {
-    bin: prometheusBin,
-    job: JOB,
-    targets: [new URL(gw.metricsUrl).host],
-    ruleFiles: ruleFiles().map((f) => join(ALERTS_DIR, f)),
-    port: await freePort(),
-    interval: '2s',
-    alertmanagers: [alertmanager.address],
-  })
-  await eventually(
-    'the target up and Alertmanager discovered',
-    async () => {
-      const active = await prom.targets()
-      const ams = await prom.api<{ activeAlertmanagers: unknown[] }>('/api/v1/alertmanagers')
-      return active.length === 1 && active.every((x) => x.health === 'up') && ams.activeAlertmanagers.length === 1 ? true : undefined
-    },
-    30_000,
-  )
+  const { webhook, prom } = await startPagingStack(t, { prometheusBin, alertmanagerBin, targets: [new URL(gw.metricsUrl).host] })
 
   // ---- healthy: the probe passes, Prometheus sees it -----------------------
   await eventually(
@@ -93,7 +67,7 @@ t.test('a broken probe at zero user traffic pages through the shipped Alertmanag
   const onset = Date.now()
   const page = await eventually(
     `a ${PAGE} notification at the pager`,
-    async () => webhook.notifications.find((x) => x.receiver === 'pager' && x.status === 'firing' && x.alerts.some((al) => al.labels.alertname === PAGE)),
+    async () => firingPage(webhook, PAGE),
     PAGE_WITHIN_MS + 60_000,
     500,
   ).catch((err: Error) => err)
@@ -102,7 +76,7 @@ t.test('a broken probe at zero user traffic pages through the shipped Alertmanag
   t.ok((after.get(seriesKey('authgw_probe_failures_total', { step: 'cookie_call', reason: 'upstream_rejected' })) ?? 0) >= 1, 'the probe failed at cookie_call with upstream_rejected')
   t.equal(after.get(seriesKey('authgw_unauthorized_total', { source: 'upstream', mechanism: 'session', reason: 'upstream_rejected' })), 0, 'no user-facing 401 counted')
   if (page instanceof Error) {
-    t.fail(`no page: ${page.message}; notifications: ${JSON.stringify(webhook.notifications.map((n) => [n.receiver, n.status, n.alerts.map((al) => al.labels.alertname)]))}`)
+    t.fail(`no page: ${page.message}; notifications: ${notificationsSummary(webhook)}`)
     return
   }
   const elapsed = page.receivedAt - onset
@@ -111,8 +85,7 @@ t.test('a broken probe at zero user traffic pages through the shipped Alertmanag
   t.match(alert.labels, { alertname: PAGE, job: JOB, severity: 'critical' })
   t.match(alert.annotations.summary, /step cookie_call fails with upstream_rejected/, `summary names step and reason: ${alert.annotations.summary}`)
   t.ok(alert.annotations.description?.includes('#alert-name-authgatewayprobefailing'), 'description links the runbook')
-  const otherPages = webhook.notifications.filter((n) => n.receiver === 'pager' && n.receivedAt <= page.receivedAt && n.alerts.some((al) => al.labels.alertname !== PAGE))
-  t.same(otherPages, [], 'nothing else paged: probe failures move no user-facing series')
+  t.same(otherPagesBefore(webhook, page, PAGE), [], 'nothing else paged: probe failures move no user-facing series')
   t.comment(`paged after ${(elapsed / 1000).toFixed(1)} s: ${alert.annotations.summary}`)
 
   t.same(

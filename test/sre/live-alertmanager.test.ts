@@ -11,21 +11,19 @@
 // of normal traffic comes first, so that at onset the rules' 1-minute window
 // holds nothing but normal traffic, as it would in production.
 import t from 'tap'
-import { join } from 'node:path'
 import { guideFor } from '../../src/reason-guide.ts'
 import { Client } from '../helpers/client.ts'
 import type { Res } from '../helpers/client.ts'
 import { freshDatabaseUrl } from '../helpers/database.ts'
 import { freePort, startTestGateway } from '../helpers/gateway.ts'
 import type { TestGateway } from '../helpers/gateway.ts'
-import { ALERTS_DIR, REPO_ROOT, ruleFiles } from './assets.ts'
-import { ALERTMANAGER_MISSING, findAlertmanager, startAlertmanager, startWebhook } from './live/alertmanager.ts'
+import { ALERTMANAGER_MISSING, findAlertmanager } from './live/alertmanager.ts'
 import type { Notification } from './live/alertmanager.ts'
-import { eventually, findPrometheus, PROMETHEUS_MISSING, settle, startPrometheus } from './live/prometheus.ts'
+import { firingPage, JOB, notificationsSummary, otherPagesBefore, startPagingStack } from './live/paging.ts'
+import { eventually, findPrometheus, PROMETHEUS_MISSING, settle } from './live/prometheus.ts'
 import { newTally, signUpUsers, stream } from './live/scenario.ts'
 import type { Kind, Stream, User } from './live/scenario.ts'
 
-const JOB = 'authgw'
 const PAGE = 'AuthGatewayUnauthorizedOutage'
 const PAGE_WITHIN_MS = 3 * 60_000
 const OTHER_SECRET = 'another-secret-Qm7Zp2Lx9Vc4Nb8Kd1Rf6Tg3Hj0Ws5Ye-authgw'
@@ -72,32 +70,8 @@ t.test('a secret-mismatch deploy pages through the shipped Alertmanager routing 
   const b = await startTestGateway(t, { databaseUrl, port: bPort, env: bEnv })
   const users = await signUpUsers(a.url, 6)
 
-  const webhook = await startWebhook(t)
-  const alertmanager = await startAlertmanager(t, {
-    bin: alertmanagerBin,
-    configFile: join(REPO_ROOT, 'deploy', 'alertmanager', 'alertmanager.yml'),
-    webhookUrl: webhook.url,
-    port: await freePort(),
-  })
   const targets = [a, b].map((g) => new URL(g.metricsUrl).host)
-  const prom = await startPrometheus(t, {
-    bin: prometheusBin,
-    job: JOB,
-    targets,
-    ruleFiles: ruleFiles().map((f) => join(ALERTS_DIR, f)),
-    port: await freePort(),
-    interval: '2s',
-    alertmanagers: [alertmanager.address],
-  })
-  await eventually(
-    'both targets up and Alertmanager discovered',
-    async () => {
-      const active = await prom.targets()
-      const ams = await prom.api<{ activeAlertmanagers: unknown[] }>('/api/v1/alertmanagers')
-      return active.length === 2 && active.every((x) => x.health === 'up') && ams.activeAlertmanagers.length === 1 ? true : undefined
-    },
-    30_000,
-  )
+  const { webhook, alertmanager, prom } = await startPagingStack(t, { prometheusBin, alertmanagerBin, targets })
 
   // ---- normal traffic ----------------------------------------------------
   const streams: Stream[] = []
@@ -129,10 +103,7 @@ t.test('a secret-mismatch deploy pages through the shipped Alertmanager routing 
 
   const page = await eventually(
     `a ${PAGE} notification at the pager`,
-    async () => {
-      const n = webhook.notifications.find((x) => x.receiver === 'pager' && x.status === 'firing' && x.alerts.some((al) => al.labels.alertname === PAGE))
-      return n
-    },
+    async () => firingPage(webhook, PAGE),
     PAGE_WITHIN_MS + 90_000,
     500,
   ).catch((err: Error) => err)
@@ -142,7 +113,7 @@ t.test('a secret-mismatch deploy pages through the shipped Alertmanager routing 
     t.same(mismatch.problems, [], 'every call answered 200 (replica a) or 401 bad_signature (the redeployed replica b)')
     t.ok((statuses.get('401 bad_signature') ?? 0) > 0 && (statuses.get('200') ?? 0) > 0, `answers after the deploy: ${JSON.stringify(Object.fromEntries(statuses))}`)
     if (page instanceof Error) {
-      t.fail(`no page: ${page.message}; notifications: ${JSON.stringify(webhook.notifications.map((n) => [n.receiver, n.status, n.alerts.map((al) => al.labels.alertname)]))}`)
+      t.fail(`no page: ${page.message}; notifications: ${notificationsSummary(webhook)}`)
       return
     }
     const elapsed = page.receivedAt - onset
@@ -154,8 +125,7 @@ t.test('a secret-mismatch deploy pages through the shipped Alertmanager routing 
     t.ok(guide && alert.annotations.description?.includes(`Likely cause: ${guide.cause}.`), `description gives the cause: ${alert.annotations.description}`)
     t.ok(alert.annotations.description?.includes('#alert-name-authgatewayunauthorizedoutage'), 'description links the runbook')
     // Nothing else paged in the meantime: config drift (5m) and the warnings (5m, 8m) come later.
-    const otherPages = webhook.notifications.filter((n) => n.receiver === 'pager' && n.receivedAt <= page.receivedAt && n.alerts.some((al) => al.labels.alertname !== PAGE))
-    t.same(otherPages, [], 'the outage is the first page')
+    t.same(otherPagesBefore(webhook, page, PAGE), [], 'the outage is the first page')
     t.comment(`paged after ${(elapsed / 1000).toFixed(1)} s: ${alert.annotations.summary}`)
   })
 

@@ -5,7 +5,7 @@ import type { Registry } from 'prom-client'
 import {
   AuthDisagreementReason,
   AuthReason,
-  JwtReason,
+  JwtRefusalReason,
   Mechanism,
   NoCredentialReason,
   Outcome,
@@ -66,7 +66,7 @@ export function authDecisionMetrics(registry: Registry, sso = false) {
     unauthorized.inc({ labels: { source, mechanism, reason }, value: 0 })
   }
   for (const reason of valuesOf(SessionNullReason)) sessionNulls.inc({ reason }, 0)
-  for (const reason of valuesOf(JwtReason)) jwtValidationFailures.inc({ labels: { reason }, value: 0 })
+  for (const reason of valuesOf(JwtRefusalReason)) jwtValidationFailures.inc({ labels: { reason }, value: 0 })
   for (const [mechanism, reason] of [
     [Mechanism.session, UnavailableReason.store_unavailable],
     [Mechanism.session, UnavailableReason.jwks_unavailable],
@@ -86,7 +86,7 @@ export function authDecisionMetrics(registry: Registry, sso = false) {
     sessionNull(reason: SessionNullReason) {
       sessionNulls.inc({ reason })
     },
-    jwtFailure(reason: JwtReason, e: Exemplar) {
+    jwtFailure(reason: JwtRefusalReason, e: Exemplar) {
       jwtValidationFailures.inc({ labels: { reason }, value: 1, exemplarLabels: exemplarLabels(e) })
     },
     unavailable(mechanism: Mechanism, reason: UnavailableReason, e: Exemplar) {
@@ -99,7 +99,7 @@ export function authDecisionMetrics(registry: Registry, sso = false) {
 export function unauthorizedCombinations(): Array<[UnauthorizedSource, Mechanism, UnauthorizedReason]> {
   const out: Array<[UnauthorizedSource, Mechanism, UnauthorizedReason]> = []
   for (const r of valuesOf(SessionReason)) out.push(['gateway', 'session', r])
-  for (const r of valuesOf(JwtReason)) out.push(['gateway', 'jwt', r])
+  for (const r of valuesOf(JwtRefusalReason)) out.push(['gateway', 'jwt', r])
   out.push(['gateway', 'none', NoCredentialReason.no_credentials])
   for (const r of valuesOf(AuthReason)) out.push(['auth', 'none', r])
   for (const r of valuesOf(SessionReason)) out.push(['auth', 'session', r])
