@@ -6,7 +6,6 @@
 // resolves it through better-auth's own resolveSigningKey at most every 30 s
 // (and again when a key is created or leaves the JWKS) and signs with
 // better-auth's signJWT (docs/adr/0061-signing-key-reuse.md).
-import type { GenericEndpointContext } from '@better-auth/core'
 import { resolveSigningKey, signJWT } from 'better-auth/plugins/jwt'
 import type { JwtOptions, ResolvedSigningKey } from 'better-auth/plugins/jwt'
 import { LRUCache } from 'lru-cache'
@@ -31,6 +30,8 @@ export class TokenMintError extends Error {
 }
 
 const RENEW_BEFORE_EXPIRY_MS = 60_000
+/** better-auth's endpoint context, of which signJWT and resolveSigningKey read only `context`. */
+type GenericEndpointContext = Parameters<typeof signJWT>[0]
 // How long a resolved signing key is reused. better-auth rotates by creating a
 // new key on the first signing after the latest one expired; reused, an
 // expired key signs for at most this much longer (it stays in the JWKS for the
