@@ -88,6 +88,14 @@ export function createGatewayAuth(
     },
     refreshIntervalSeconds: config.jwt.jwksRefreshIntervalSeconds,
     cooldownSeconds: config.jwt.jwksRefreshCooldownSeconds,
+    kidExists: async (kid) => {
+      try {
+        return (await pool.query({ name: 'authgw_jwks_kid', text: 'SELECT 1 FROM jwks WHERE id = $1', values: [kid] })).rowCount === 1
+      } catch (err) {
+        metrics.dbError(DbOperation.jwks_fetch)
+        throw err
+      }
+    },
     onRefresh: (outcome, keys) => metrics.jwksRefresh(outcome, keys),
     traceRefresh: (fn) =>
       inSpan(SpanName.jwksRefresh, {}, async (span) => {

@@ -1,7 +1,11 @@
 // The in-memory JWKS: keys imported once as KeyObjects, refreshed in the
 // background, single-flight, and on an unknown `kid` at most once per cooldown
-// so a flood of junk kids cannot turn into a flood of key-store reads.
+// so a flood of junk kids cannot turn into a flood of key-store reads. Inside
+// the cooldown an unknown kid is looked up by id in the key store (a bounded
+// number a second, misses remembered): a key another replica created a moment
+// ago is fetched at once, a junk kid costs at most one indexed read.
 import { createPublicKey } from 'node:crypto'
+import { LRUCache } from 'lru-cache'
 import type { JsonWebKey, KeyObject } from 'node:crypto'
 import { AuthgwError } from '../errors.ts'
 import { JwksRefreshOutcome } from '../reasons.ts'
@@ -23,10 +27,19 @@ export type JwksStoreOptions = {
   onRefresh?: (outcome: RefreshOutcome, keys: number, durationSeconds: number, err?: unknown) => void
   /** Wraps each real refresh, e.g. in a span. */
   traceRefresh?: <T>(fn: () => Promise<T>) => Promise<T>
+  /**
+   * Whether the key store holds a key with this kid. Asked inside the cooldown,
+   * so a key created by another replica since the last refresh is not refused
+   * as unknown while its announcement is on its way.
+   */
+  kidExists?: (kid: string) => Promise<boolean>
   now?: () => number
 }
 
 const MAX_KID_LENGTH = 256
+/** Store look-ups for unknown kids inside the cooldown, at most this many a second. */
+export const KID_LOOKUPS_PER_SECOND = 20
+const KID_MISSES_REMEMBERED = 1024
 
 export class JwksStore {
   #keys = new Map<string, VerifyKey>()
@@ -39,10 +52,15 @@ export class JwksStore {
   readonly #removalListeners: Array<(kids: ReadonlySet<string>) => void> = []
   readonly #opts: JwksStoreOptions
   readonly #now: () => number
+  /** Kids the store did not hold, until the next refresh or the cooldown's end. */
+  readonly #kidMisses: LRUCache<string, true>
+  #kidLookupWindow = 0
+  #kidLookups = 0
 
   constructor(opts: JwksStoreOptions) {
     this.#opts = opts
     this.#now = opts.now ?? Date.now
+    this.#kidMisses = new LRUCache({ max: KID_MISSES_REMEMBERED, ttl: Math.max(1, opts.cooldownSeconds) * 1000, perf: { now: () => this.#now() } })
   }
 
   get size(): number {
@@ -113,6 +131,7 @@ export class JwksStore {
       const removed = new Set<string>()
       for (const [kid, key] of this.#keys) if (next.get(kid) !== key) removed.add(kid)
       this.#keys = next
+      this.#kidMisses.clear()
       this.#lastSuccess = this.#now()
       this.#lastRefreshFailed = false
       if (removed.size > 0) for (const listener of this.#removalListeners) listener(removed)
@@ -141,8 +160,15 @@ export class JwksStore {
       if (!this.#inflight) this.#opts.onRefresh?.(JwksRefreshOutcome.suppressed, this.#keys.size, 0)
       else await this.#inflight.catch(() => undefined)
       const known = this.#keys.get(kid)
-      if (known === undefined && this.#lastRefreshFailed) throw new JwksUnavailableError(new Error('latest JWKS refresh failed'))
-      return known
+      if (known !== undefined) return known
+      if (this.#lastRefreshFailed) throw new JwksUnavailableError(new Error('latest JWKS refresh failed'))
+      if (!(await this.#storeHolds(kid))) return undefined
+      try {
+        await this.refresh()
+      } catch (err) {
+        throw err instanceof JwksUnavailableError ? err : new JwksUnavailableError(err)
+      }
+      return this.#keys.get(kid)
     }
     this.#lastUnknownKidRefresh = now
     try {
@@ -151,5 +177,26 @@ export class JwksStore {
       throw err instanceof JwksUnavailableError ? err : new JwksUnavailableError(err)
     }
     return this.#keys.get(kid)
+  }
+
+  /** The key store's answer for one kid, within the per-second budget; a store that cannot answer is a 503, not a 401. */
+  async #storeHolds(kid: string): Promise<boolean> {
+    const lookup = this.#opts.kidExists
+    if (lookup === undefined || this.#kidMisses.has(kid)) return false
+    const second = Math.floor(this.#now() / 1000)
+    if (second !== this.#kidLookupWindow) {
+      this.#kidLookupWindow = second
+      this.#kidLookups = 0
+    }
+    if (this.#kidLookups >= KID_LOOKUPS_PER_SECOND) return false
+    this.#kidLookups++
+    let held: boolean
+    try {
+      held = await lookup(kid)
+    } catch (err) {
+      throw new JwksUnavailableError(err)
+    }
+    if (!held) this.#kidMisses.set(kid, true)
+    return held
   }
 }

@@ -45,7 +45,7 @@ export const settings: readonly Setting[] = [
   { name: 'JWT_EXPIRATION_SECONDS', default: '`900`', description: 'Lifetime of JWTs from `/api/auth/token` and of the JWT the gateway mints for the upstream.' },
   { name: 'JWT_CACHE_MAX_ENTRIES', default: '`10000`', description: 'Bound on the verify-once cache of accepted JWTs (keyed by SHA-256 of the whole token).' },
   { name: 'JWKS_REFRESH_INTERVAL_SECONDS', default: '`300`', description: 'Background JWKS refresh interval.' },
-  { name: 'JWKS_REFRESH_COOLDOWN_SECONDS', default: '`30`', description: 'Minimum time between refreshes triggered by an unknown `kid`.' },
+  { name: 'JWKS_REFRESH_COOLDOWN_SECONDS', default: '`30`', description: 'Minimum time between refreshes triggered by an unknown `kid`. Inside it an unknown `kid` is looked up by id in the `jwks` table (at most 20 look-ups a second, misses remembered until the next refresh): a key another replica created since the last refresh is fetched at once, a junk `kid` stays `kid_unknown`.' },
   { name: 'JWKS_ROTATION_INTERVAL_SECONDS', default: '`0` (no rotation)', description: 'better-auth key rotation interval; a new key is minted on the first signing after expiry.' },
   { name: 'JWKS_GRACE_PERIOD_SECONDS', default: '`2592000` (30 days)', description: 'How long rotated-out public keys stay published. Must be at least `JWT_EXPIRATION_SECONDS`.' },
   { name: 'UPSTREAM_TIMEOUT_MS', default: '`30000`', description: 'Upstream response-headers and body timeout; exceeded → 504 `timeout`.' },

@@ -93,6 +93,41 @@ t.test('a burst of unknown kids: at most one refresh per cooldown', async (t) =>
   t.equal((await new Client(gw.url).get('/api/orders', { headers: { authorization: `Bearer ${valid}` } })).status, 200, 'valid tokens unaffected')
 })
 
+t.test('a key another replica created inside the cooldown is accepted at once, with no announcement at all', async (t) => {
+  // Two gateways on one database, the invalidation bus off (coherence mode none): b hears of a's new
+  // key only by looking the unknown kid up in the key store. Before, b refused it as kid_unknown
+  // until its cooldown ended, and a token that outran the announcement did the same with the bus on.
+  const a = await startTestGateway(t, { env: { DATABASE_LISTEN: 'off', JWKS_ROTATION_INTERVAL_SECONDS: '1', JWKS_GRACE_PERIOD_SECONDS: '3600' } })
+  // A recording upstream behind b: the demo API verifies with its own JWKS cache, which is not under test here.
+  const upstream = await recordingUpstream(t)
+  const b = await startTestGateway(t, {
+    databaseUrl: a.databaseUrl,
+    upstreamUrl: upstream.url,
+    env: { DATABASE_LISTEN: 'off', BETTER_AUTH_URL: a.config.baseUrl, JWKS_REFRESH_COOLDOWN_SECONDS: '600', JWKS_REFRESH_INTERVAL_SECONDS: '600' },
+  })
+  const c = new Client(a.url)
+  t.equal((await c.signUp(uniqueEmail('other-replica-key'), PASSWORD)).status, 200)
+  const first = await c.token()
+  t.equal((await new Client(b.url).get('/api/orders', { headers: { authorization: `Bearer ${first}` } })).status, 200, 'b accepts a token of the key it loaded')
+  // A junk kid starts b's cooldown (600 s), and is refused.
+  const junk = await new Client(b.url).get('/api/orders', { headers: { authorization: `Bearer ${junkToken()}` } })
+  t.equal(`${junk.status} ${junk.body?.reason}`, '401 kid_unknown')
+
+  await sleep(1100)
+  const second = await c.token()
+  t.not(kidOf(second), kidOf(first), 'a minted a token with a new key')
+  const before = await scrape(b)
+  const res = await new Client(b.url).get('/api/orders', { headers: { authorization: `Bearer ${second}` } })
+  t.equal(res.status, 200, `b accepts the new key inside its cooldown: ${res.status} ${res.body?.reason ?? ''}`)
+  const d = delta(before, await scrape(b))
+  t.equal(d.get(refreshes('success')), 1, 'by one refresh, after the store said the kid exists')
+
+  // Junk kids inside the cooldown stay kid_unknown, and cost no refresh.
+  const more = await Promise.all(Array.from({ length: 30 }, () => new Client(b.url).get('/api/orders', { headers: { authorization: `Bearer ${junkToken()}` } })))
+  t.same(new Set(more.map((r) => `${r.status} ${r.body?.reason}`)), new Set(['401 kid_unknown']))
+  t.equal(delta(before, await scrape(b)).get(refreshes('success')), 1, 'no refresh for junk kids')
+})
+
 t.test('a signing key removed from the jwks table stops being trusted at the next JWKS refresh, cached or not', async (t) => {
   const upstream = await recordingUpstream(t)
   const gw = await startTestGateway(t, {

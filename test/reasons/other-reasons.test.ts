@@ -14,6 +14,7 @@ import type { TestGateway } from '../helpers/gateway.ts'
 import { REQUEST_NOISE, delta, scrape, seriesKey, unexpectedMovements } from '../helpers/metrics.ts'
 import type { SeriesMatcher } from '../helpers/metrics.ts'
 import { startPrivatePostgres } from '../helpers/private-postgres.ts'
+import { eventually } from '../faults/support.ts'
 
 const unauthorized = (source: string, mechanism: string, reason: string) => seriesKey('authgw_unauthorized_total', { source, mechanism, reason })
 const decision = (mechanism: string, outcome: string) => seriesKey('authgw_auth_decisions_total', { mechanism, outcome })
@@ -171,7 +172,15 @@ t.test('store_unavailable and jwks_unavailable: 503 while PostgreSQL is down, ne
   const data = `${b64u({ alg: 'EdDSA', kid: 'kid-rotated-in-elsewhere' })}.${b64u({ sub: 'u', exp: Math.floor(Date.now() / 1000) + 600 })}`
   const unknownKidToken = `${data}.${sign(null, Buffer.from(data), stranger).toString('base64url')}`
 
+  // The invalidation bus's LISTEN connection follows the database down and back up (a gauge, and
+  // cache drops and a JWKS refresh on reconnect): each measurement starts once it has settled.
+  const busUp = async (up: 0 | 1) =>
+    eventually(async () => ((await scrape(gw)).get('authgw_invalidation_bus_up') === up ? true : undefined), { limitMs: 60_000, what: `authgw_invalidation_bus_up ${up}` })
+  await busUp(1)
+  const refreshed = seriesKey('authgw_jwks_refreshes_total', { outcome: 'success' })
+  const refreshesBeforeOutage = (await scrape(gw)).get(refreshed) ?? 0
   await db.stop()
+  await busUp(0)
 
   const unavailable = (res: Res, reason: string) => {
     t.equal(res.status, 503, res.text)
@@ -215,6 +224,11 @@ t.test('store_unavailable and jwks_unavailable: 503 while PostgreSQL is down, ne
   })
 
   await db.start()
+  await busUp(1)
+  await eventually(async () => (((await scrape(gw)).get(refreshed) ?? 0) > refreshesBeforeOutage ? true : undefined), {
+    limitMs: 30_000,
+    what: 'the JWKS refresh that follows the bus reconnect',
+  })
   await t.test('the same session works again once PostgreSQL is back, without a gateway restart', async (t) => {
     const res = await measured(
       t,
