@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, release, totalmem } from 'node:os'
 import { join } from 'node:path'
+import { Redis } from 'ioredis'
 import pg from 'pg'
 import { createBenchDatabase } from './database.ts'
 import type { BenchDatabase } from './database.ts'
@@ -53,12 +54,15 @@ const MAX_RETRIES = 2
 const TEARDOWN_SECONDS = 15
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100
 
-// "Every denial traced" (issue 14): the gateway setting that turns it on, if it has one. With
-// none (denials traced unconditionally, or not at all), e1d runs the same configuration as e1
-// and its budget is n/a: the cost cannot be separated in one build.
-const DENIAL_TRACING_ENV: Record<string, string> = {}
+// "Every denial traced" (issue 14): the gateway setting that turns it on (TRACE_DENIALS, on by
+// default); e1 and e100 run with it off, so e1d ÷ e1 is its cost. Emptied (a build without the
+// setting), e1d runs the same configuration as e1 and its budget is n/a.
+const DENIAL_TRACING_ENV: Record<string, string> = { TRACE_DENIALS: 'on' }
+const NO_DENIAL_TRACING_ENV: Record<string, string> = Object.keys(DENIAL_TRACING_ENV).length > 0 ? { TRACE_DENIALS: 'off' } : {}
 // Redis for the c-redis / d-redis rows (issue 13): the machine's unless REDIS_URL says otherwise.
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+// The Redis gateways' own key space on a Redis other work may share; deleted afterwards.
+const REDIS_KEY_PREFIX = `authgw-bench-${process.pid}:`
 
 type TargetSpec = {
   kind: 'lean' | 'baseline' | 'authgw'
@@ -78,8 +82,8 @@ const TARGETS: Record<string, TargetSpec> = {
   authgw_cold: { kind: 'authgw', env: { SESSION_CACHE_TTL_SECONDS: '0' } },
   authgw_redis: { kind: 'authgw', redis: true },
   authgw_cold_redis: { kind: 'authgw', env: { SESSION_CACHE_TTL_SECONDS: '0' }, redis: true },
-  authgw_trace100: { kind: 'authgw', tracing: '1.0' },
-  authgw_trace1: { kind: 'authgw', tracing: '0.01' },
+  authgw_trace100: { kind: 'authgw', tracing: '1.0', env: NO_DENIAL_TRACING_ENV },
+  authgw_trace1: { kind: 'authgw', tracing: '0.01', env: NO_DENIAL_TRACING_ENV },
   // Without a setting of its own it is the 1 % gateway (one process less to start).
   authgw_trace1_denials: { kind: 'authgw', tracing: '0.01', env: DENIAL_TRACING_ENV },
   // Experiments: one feature toggled each.
@@ -87,14 +91,15 @@ const TARGETS: Record<string, TargetSpec> = {
   x_logsync: { kind: 'authgw', env: { LOG_SYNC: 'true' } },
   x_nocors: { kind: 'authgw', overrides: ['cors-off'] },
   x_nometrics: { kind: 'authgw', overrides: ['metrics-off'] },
-  x_trace100_nochild: { kind: 'authgw', tracing: '1.0', overrides: ['child-spans-off'] },
-  x_trace1_nochild: { kind: 'authgw', tracing: '0.01', overrides: ['child-spans-off'] },
+  x_trace100_nochild: { kind: 'authgw', tracing: '1.0', env: NO_DENIAL_TRACING_ENV, overrides: ['child-spans-off'] },
+  x_trace1_nochild: { kind: 'authgw', tracing: '0.01', env: NO_DENIAL_TRACING_ENV, overrides: ['child-spans-off'] },
   x_replyfrom: { kind: 'authgw', overrides: ['proxy-reply-from', 'headers-reply-from'] },
-  x_trace1_replyfrom: { kind: 'authgw', tracing: '0.01', overrides: ['proxy-reply-from', 'headers-reply-from'] },
+  x_trace1_replyfrom: { kind: 'authgw', tracing: '0.01', env: NO_DENIAL_TRACING_ENV, overrides: ['proxy-reply-from', 'headers-reply-from'] },
 }
 type Target = { id: string; child: Child; origin: string; metricsUrl?: string; tracing: boolean; redis: boolean }
 /** jwt-denied10: one request in ten carries no credentials (a cheap 401, no_credentials), the rest a valid JWT. */
-type Creds = 'jwt' | 'cookie' | 'jwt-denied10'
+/** cookie-redis: sessions signed in through a Redis gateway, so better-auth wrote their copy to Redis. */
+type Creds = 'jwt' | 'cookie' | 'cookie-redis' | 'jwt-denied10'
 type Variant = {
   id: string
   label: string
@@ -111,18 +116,18 @@ type Variant = {
 const VARIANTS: Variant[] = [
   { id: 'a', label: 'reference: lean hop (node:http + one undici Pool, nothing else)', target: 'lean', creds: 'jwt', open: true },
   { id: 'a-rf', label: 'reference: Fastify + @fastify/reply-from, nothing else', target: 'replyfrom', creds: 'jwt', open: false },
+  { id: 'af', label: 'reference: Fastify + the gateway\'s undici hop (src/proxy/upstream-hop.ts), nothing else: the framework floor', target: 'fastify_hop', creds: 'jwt', open: false },
   { id: 'b', label: 'authgw JWT bearer (verify-once cache, metrics, 1 log line)', target: 'authgw', creds: 'jwt', open: true, cache: 'jwt' },
   { id: 'c', label: 'authgw session cookie, cache warm', target: 'authgw', creds: 'cookie', open: true, cache: 'session' },
   { id: 'd', label: 'authgw session cookie, store lookup per request (SESSION_CACHE_TTL_SECONDS=0), PostgreSQL', target: 'authgw_cold', creds: 'cookie', open: false, cache: 'session' },
-  { id: 'c-redis', label: 'authgw session cookie, cache warm, REDIS_URL set', target: 'authgw_redis', creds: 'cookie', open: false, cache: 'session' },
-  { id: 'd-redis', label: 'authgw session cookie, store lookup per request, REDIS_URL set', target: 'authgw_cold_redis', creds: 'cookie', open: false, cache: 'session' },
-  { id: 'e100', label: 'authgw JWT + tracing 100 % to OTLP sink', target: 'authgw_trace100', creds: 'jwt', open: false, cache: 'jwt' },
-  { id: 'e1', label: 'authgw JWT + tracing 1 % (parentbased_traceidratio) to OTLP sink', target: 'authgw_trace1', creds: 'jwt', open: false, cache: 'jwt' },
-  { id: 'e1d', label: '(e1) with every denial traced, all-allowed load', target: 'authgw_trace1_denials', creds: 'jwt', open: false, cache: 'jwt' },
+  { id: 'c-redis', label: 'authgw session cookie, cache warm, REDIS_URL set', target: 'authgw_redis', creds: 'cookie-redis', open: false, cache: 'session' },
+  { id: 'd-redis', label: 'authgw session cookie, store lookup per request (SESSION_CACHE_TTL_SECONDS=0), Redis (REDIS_URL set)', target: 'authgw_cold_redis', creds: 'cookie-redis', open: false, cache: 'session' },
+  { id: 'e100', label: 'authgw JWT + tracing 100 % to OTLP sink (TRACE_DENIALS=off)', target: 'authgw_trace100', creds: 'jwt', open: false, cache: 'jwt' },
+  { id: 'e1', label: 'authgw JWT + tracing 1 % (parentbased_traceidratio) to OTLP sink, TRACE_DENIALS=off', target: 'authgw_trace1', creds: 'jwt', open: false, cache: 'jwt' },
+  { id: 'e1d', label: '(e1) with every denial traced (TRACE_DENIALS=on, the default), all-allowed load', target: 'authgw_trace1_denials', creds: 'jwt', open: false, cache: 'jwt' },
   { id: 'b10', label: '(b) on a 10 %-denied load (no credentials), untraced', target: 'authgw', creds: 'jwt-denied10', open: false, deniedShare: 0.1 },
   { id: 'e1d10', label: '(e1d) on a 10 %-denied load (no credentials)', target: 'authgw_trace1_denials', creds: 'jwt-denied10', open: false, deniedShare: 0.1 },
   { id: 'a2', label: 'lean hop again (A/A noise check)', target: 'lean', creds: 'jwt', open: false },
-  { id: 'af', label: 'experiment: Fastify + the gateway\'s undici hop (src/proxy/upstream-hop.ts), no auth: Fastify\'s own share', target: 'fastify_hop', creds: 'jwt', open: false, experiment: true },
   { id: 'bx-logsync', label: 'experiment: (b) with LOG_SYNC=true (one write(2) per access line instead of 4 KiB batches)', target: 'x_logsync', creds: 'jwt', open: false, experiment: true },
   { id: 'bx-nolog', label: 'experiment: (b) without the access log line (LOG_LEVEL=warn)', target: 'x_nolog', creds: 'jwt', open: false, experiment: true },
   { id: 'bx-nocors', label: 'experiment: (b) without the CORS plugin', target: 'x_nocors', creds: 'jwt', open: false, experiment: true },
@@ -157,10 +162,27 @@ const log = (msg: string) => process.stdout.write(`[bench ${((Date.now() - t0) /
 const children: Child[] = []
 let database: BenchDatabase | undefined
 let cleaning: Promise<void> | undefined
+let redisUsed = false
+/** The Redis gateways' keys (sessions, rate limits), by their run-private prefix. */
+async function dropRedisKeys(): Promise<void> {
+  const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 })
+  try {
+    await redis.connect()
+    let cursor = '0'
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${REDIS_KEY_PREFIX}*`, 'COUNT', 1000)
+      if (keys.length > 0) await redis.del(...keys)
+      cursor = next
+    } while (cursor !== '0')
+  } finally {
+    redis.disconnect()
+  }
+}
 function cleanup(): Promise<void> {
   cleaning ??= (async () => {
     // Gateways first (a --cpu-prof child writes its profile on exit), then the rig, then the database.
     for (const c of [...children].reverse()) await c.stop().catch(() => undefined)
+    if (redisUsed) await dropRedisKeys().catch((err: unknown) => log(`could not delete the benchmark's Redis keys: ${String(err)}`))
     await database?.drop().catch((err: unknown) => log(`could not drop the benchmark database: ${String(err)}`))
   })()
   return cleaning
@@ -234,7 +256,7 @@ async function main() {
           // Outlives a slow run so no token expires mid-measurement.
           JWT_EXPIRATION_SECONDS: '3600',
           ...spec.env,
-          ...(spec.redis ? { REDIS_URL } : ({} as Record<string, string>)),
+          ...(spec.redis ? { REDIS_URL, REDIS_KEY_PREFIX } : ({} as Record<string, string>)),
           ...tracingEnv,
           ...(spec.overrides ? { BENCH_OVERRIDES: spec.overrides.join(',') } : ({} as Record<string, string>)),
         }
@@ -269,31 +291,35 @@ async function main() {
 
   // Users and credentials, fetched through the gateway.
   const signupStarted = Date.now()
-  const jwtHeaders: Array<Record<string, string>> = []
-  const cookieHeaders: Array<Record<string, string>> = []
-  for (let i = 0; i < USERS; i++) {
-    const res = await fetch(`${baseUrl}/api/auth/sign-up/email`, {
+  const signUp = async (origin: string, i: number, tag: string): Promise<{ cookie: string; authorization: string }> => {
+    const res = await fetch(`${origin}/api/auth/sign-up/email`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', origin: baseUrl },
-      body: JSON.stringify({ email: `bench-user-${i}@example.test`, password: `bench password ${i} of authgw`, name: `Bench User ${i}` }),
+      body: JSON.stringify({ email: `bench-${tag}${i}@example.test`, password: `bench password ${i} of authgw`, name: `Bench User ${i}` }),
     })
-    if (res.status !== 200) throw new Error(`sign-up ${i}: ${res.status} ${await res.text()}`)
+    if (res.status !== 200) throw new Error(`sign-up ${tag}${i}: ${res.status} ${await res.text()}`)
     const cookie = res.headers
       .getSetCookie()
       .map((c) => c.split(';')[0] as string)
       .find((c) => c.includes('.session_token='))
-    if (!cookie) throw new Error(`sign-up ${i}: no session cookie`)
-    const tok = await fetch(`${baseUrl}/api/auth/token`, { headers: { cookie } })
-    if (tok.status !== 200) throw new Error(`token ${i}: ${tok.status} ${await tok.text()}`)
+    if (!cookie) throw new Error(`sign-up ${tag}${i}: no session cookie`)
+    const tok = await fetch(`${origin}/api/auth/token`, { headers: { cookie } })
+    if (tok.status !== 200) throw new Error(`token ${tag}${i}: ${tok.status} ${await tok.text()}`)
     const { token } = (await tok.json()) as { token: string }
-    jwtHeaders.push({ authorization: `Bearer ${token}` })
+    return { cookie, authorization: `Bearer ${token}` }
+  }
+  const jwtHeaders: Array<Record<string, string>> = []
+  const cookieHeaders: Array<Record<string, string>> = []
+  for (let i = 0; i < USERS; i++) {
+    const { cookie, authorization } = await signUp(baseUrl, i, 'user-')
+    jwtHeaders.push({ authorization })
     cookieHeaders.push({ cookie })
   }
   log(`${USERS} users signed up, session cookies and JWTs fetched through the gateway (${((Date.now() - signupStarted) / 1000).toFixed(1)} s)`)
 
   // 18 valid JWTs and 2 requests without credentials in every 20: 10 % denied (no_credentials).
   const deniedHeaders: Array<Record<string, string>> = Array.from({ length: 20 }, (_, i) => (i % 10 === 9 ? {} : (jwtHeaders[i % jwtHeaders.length] as Record<string, string>)))
-  const headersOf = (v: Variant) => (v.creds === 'jwt' ? jwtHeaders : v.creds === 'cookie' ? cookieHeaders : deniedHeaders)
+  const headersOf = (v: Variant) => (v.creds === 'jwt' ? jwtHeaders : v.creds === 'cookie' ? cookieHeaders : v.creds === 'cookie-redis' ? redisCookieHeaders : deniedHeaders)
 
   // Rows whose subject this build lacks are reported n/a instead of measured.
   const unavailable = new Map<string, string>()
@@ -310,6 +336,16 @@ async function main() {
   for (const [id, why] of unavailable) if (id.endsWith('redis') || id === 'e1d') log(`${id}: ${why}`)
   // Not measured: Redis rows without the Redis mode, and e1d when it would only repeat e1.
   variants = variants.filter((v) => !((v.id.endsWith('redis') || v.id === 'e1d') && unavailable.has(v.id)))
+  // The Redis rows' sessions are signed in through a Redis gateway: better-auth writes the
+  // copy the gateway reads (secondary storage) only there. Sessions made by the main
+  // gateway would miss in Redis and fall back to PostgreSQL on every lookup.
+  const redisTarget = variants.map((v) => targets.get(v.target) as Target).find((t) => t.redis)
+  const redisCookieHeaders: Array<Record<string, string>> = []
+  if (redisTarget) {
+    redisUsed = true
+    for (let i = 0; i < USERS; i++) redisCookieHeaders.push({ cookie: (await signUp(redisTarget.origin, i, 'redis-user-')).cookie })
+    log(`${USERS} users signed up through ${redisTarget.id} for the Redis rows`)
+  }
   for (const v of variants) {
     const t = targets.get(v.target) as Target
     const res = await fetch(t.origin + PATH, { headers: headersOf(v)[0] })
@@ -317,6 +353,19 @@ async function main() {
     if (res.status !== 200) throw new Error(`sanity check ${v.id}: ${res.status} ${text.slice(0, 300)}`)
   }
   log('every variant answers 200 through to the upstream')
+  // The Redis rows must read sessions from Redis: Redis GETs per request on the lookup-per-request gateway.
+  const redisGets = async (t: Target) => Number(/^authgw_redis_command_duration_seconds_count\{command="get"\} (\S+)$/m.exec(await (await fetch(`${t.metricsUrl}/metrics`)).text())?.[1] ?? NaN)
+  const redisNotes = new Map<string, string>()
+  for (const v of variants.filter((x) => x.id === 'd-redis')) {
+    const t = targets.get(v.target) as Target
+    const before = await redisGets(t)
+    for (const h of redisCookieHeaders) await (await fetch(t.origin + PATH, { headers: h })).text()
+    const perRequest = ((await redisGets(t)) - before) / redisCookieHeaders.length
+    redisNotes.set(v.id, `${perRequest.toFixed(2)} Redis GETs per request in the sanity pass (session copy + revocation marker: 2 when the session is read from Redis)`)
+    log(`${v.id}: ${redisNotes.get(v.id)}`)
+    if (!(perRequest >= 2)) unavailable.set(v.id, `n/a: sessions were not read from Redis (${perRequest.toFixed(2)} Redis GETs per request, 2 expected): the row would measure PostgreSQL`)
+  }
+  variants = variants.filter((v) => !(v.id === 'd-redis' && unavailable.has(v.id)))
 
   let jobId = 0
   const pending = new Map<number, { resolve: (r: JobResult) => void; reject: (e: Error) => void }>()
@@ -501,6 +550,8 @@ async function main() {
   }
   const summaries = summarise(variants, measurements, 'a', openRate)
   for (const s of summaries) {
+    const redisNote = redisNotes.get(s.id)
+    if (redisNote) s.notes.push(redisNote)
     if (tracingActive(s.id) === false) s.notes.push('no span reached the OTLP sink: tracing was not active in this gateway (bootstrap placeholder?)')
   }
   // The p99 budget is stated at 50 % of the reference's capacity; at another point it is not checked.
@@ -522,6 +573,7 @@ async function main() {
   budgets.push(limitBudget('scrape', `/metrics scrape time, median of ${scrape.samples} (${scrape.series} series, ${Math.round(scrape.bytes / 1024)} KiB; max ${fmt2(scrape.maxMs)} ms; gateway CPU ${fmt2(scrape.cpuMsPerScrape)} ms per scrape)`, scrape.medianMs, MEMORY_BUDGET.scrapeMs, 'ms'))
 
   let scale: ScaleResult | undefined
+  let freshSignIns: FreshSignInsMemory | undefined
   if (SCALE !== '0') {
     const main = targets.get('authgw') as Target
     const gatewayOf = (t: Target): ScaleGateway => ({ origin: t.origin, metricsUrl: t.metricsUrl as string, pid: t.child.pid })
@@ -554,6 +606,7 @@ async function main() {
       rssBudget.note = `stated for 100,000 sessions; estimate from the measured bytes per entry: ${Number.isFinite(estimate) ? `${Math.round(estimate)} MiB` : '–'}; ${scale.shrunk ?? `BENCH_SCALE_SIZES asked for ${m.liveSessions}`}`
     }
     budgets.push(rssBudget)
+    freshSignIns = measureFreshSignIns()
   }
 
   const aa = summaries.find((s) => s.id === 'a2')
@@ -605,18 +658,36 @@ async function main() {
     'A throughput budget is decided on the throughput ratio over undisturbed rounds; when every round was disturbed by other work, on the CPU ratio (marked). n/a: the subject is not in this build or the measurement was invalid — never counted as a pass.',
     '',
     budgetLines(budgets),
-    ...(scale ? ['', scaleMarkdown(scale), ...(scale.shrunk ? ['', `Largest size reduced: ${scale.shrunk}.`] : [])] : []),
+    ...(scale ? ['', scaleMarkdown(scale, freshSignIns), ...(scale.shrunk ? ['', `Largest size reduced: ${scale.shrunk}.`] : [])] : []),
     ...(notes.length > 0 ? ['', '**Notes**', '', ...notes] : []),
     '',
     `Run took ${Math.round(elapsedSeconds)} s.`,
     '',
   ].join('\n')
-  writeFileSync(join(resultsDir, `${OUT}.json`), `${JSON.stringify({ date: new Date().toISOString(), elapsedSeconds, load, machine, settings, rigCheck, summaries, budgets, scale, measurements }, null, 2)}\n`)
+  writeFileSync(join(resultsDir, `${OUT}.json`), `${JSON.stringify({ date: new Date().toISOString(), elapsedSeconds, load, machine, settings, rigCheck, summaries, budgets, scale, freshSignIns, measurements }, null, 2)}\n`)
   writeFileSync(join(resultsDir, `${OUT}.md`), md)
   process.stdout.write(`\n${md}\n`)
 }
 
-function scaleMarkdown(r: ScaleResult): string {
+type FreshSignInsMemory = { bound: number; entriesPerMap: { clients: number; tokens: number }; heapBytes: number; bytesPerEntry: number; totalMiB: number } | { error: string }
+
+/** Heap per entry of the fresh sign-in maps (pseudonymous clients and fresh session tokens), filled to their bound in a process of its own. */
+function measureFreshSignIns(): FreshSignInsMemory {
+  try {
+    const out = execFileSync(process.execPath, ['--expose-gc', join(import.meta.dirname, 'fresh-sign-ins-memory.ts')], { cwd: root, encoding: 'utf8', timeout: 120_000 })
+    return JSON.parse(out.trim().split('\n').at(-1) as string) as FreshSignInsMemory
+  } catch (err) {
+    return { error: err instanceof Error ? err.message.split('\n')[0] as string : String(err) }
+  }
+}
+
+function freshSignInsLine(f: FreshSignInsMemory | undefined): string {
+  if (f === undefined) return 'Pseudonymous client entries: not measured.'
+  if ('error' in f) return `Pseudonymous client entries: measurement failed (${f.error}).`
+  return `Pseudonymous client entries (\`src/auth/fresh-sign-ins.ts\`, \`bench/fresh-sign-ins-memory.ts\`: keyed hash of client IP + User-Agent → last sign-in, beside the fresh session tokens): **${f.bytesPerEntry.toLocaleString('en-US')} B per entry** (heap after GC, both maps filled to their bound of ${f.bound.toLocaleString('en-US')} with twice as many sign-ins; ${f.totalMiB} MiB when full).`
+}
+
+function scaleMarkdown(r: ScaleResult, fresh?: FreshSignInsMemory): string {
   const n0 = (x: number) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : '–')
   const pct = (x: number) => (Number.isFinite(x) ? `${(x * 100).toFixed(1)} %` : '–')
   const m = r.memory
@@ -628,7 +699,7 @@ function scaleMarkdown(r: ScaleResult): string {
     ...r.rows.map((x) => `| ${x.credentials === 'jwt' ? 'JWT bearer' : 'session cookie'} | ${n0(x.distinct)} | ${x.cache} | ${n0(x.rps)} | ${n0(x.gatewayCpuUsPerRequest)} | ${pct(x.hitRatio)} | ${x.fill ? `${x.fill.seconds.toFixed(1)} s${x.distinct >= 100 ? `, ${n0(x.fill.gatewayCpuUsPerRequest)}` : ''}` : '–'} |${x.non2xx > 0 ? ` ${x.non2xx} non-2xx/errors` : ''}`),
     '',
     `Memory (heap after forced GC, \`--expose-gc\` probe; bytes per entry = heap growth ÷ entries added): **${n0(m.bytesPerSession)} B per cached session** (${n0(m.sessionsAdded)} added; session cache entry + verified-cookie hash + the minted upstream JWT cached per session), **${n0(m.bytesPerJwt)} B per verify-once entry** (${n0(m.jwtsAdded)} added). ` +
-      `RSS with ${n0(m.liveSessions)} sessions and ${n0(m.liveJwts)} JWTs cached: ${m.rssMiB.toFixed(0)} MiB (peak ${m.peakRssMiB.toFixed(0)} MiB), heap used ${m.heapUsedMiB.toFixed(0)} MiB of ${m.heapTotalMiB.toFixed(0)} MiB reserved, external ${m.externalMiB.toFixed(0)} MiB: the rest of RSS is native memory V8 does not account for. Pseudonymous client entries: n/a (no such map in this build).`,
+      `RSS with ${n0(m.liveSessions)} sessions and ${n0(m.liveJwts)} JWTs cached: ${m.rssMiB.toFixed(0)} MiB (peak ${m.peakRssMiB.toFixed(0)} MiB), heap used ${m.heapUsedMiB.toFixed(0)} MiB of ${m.heapTotalMiB.toFixed(0)} MiB reserved, external ${m.externalMiB.toFixed(0)} MiB: the rest of RSS is native memory V8 does not account for. ${freshSignInsLine(fresh)}`,
   ].join('\n')
 }
 

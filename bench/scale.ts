@@ -78,9 +78,15 @@ export type ScaleResult = {
   shrunk?: string
 }
 
+// better-auth's session lifetime at the gateways' default SESSION_EXPIRES_IN_SECONDS.
+const SESSION_EXPIRES_IN_SECONDS = 604_800
+
+// Caches 5 % larger than the largest count: at exactly the count, one foreign entry (the
+// gateway's own, a warm-up's) evicts the least recent credential, which is the next one a
+// cyclic load asks for, and from then on every request misses (measured: 0.0 % hits).
 const CACHE_ENV = (max: number) => ({
-  SESSION_CACHE_MAX_ENTRIES: String(max),
-  JWT_CACHE_MAX_ENTRIES: String(max),
+  SESSION_CACHE_MAX_ENTRIES: String(Math.ceil(max * 1.05)),
+  JWT_CACHE_MAX_ENTRIES: String(Math.ceil(max * 1.05)),
   // Long enough that every session filled at the start of the pass is still cached at its end: "active".
   SESSION_CACHE_TTL_SECONDS: '900',
 })
@@ -104,9 +110,9 @@ export async function runScale(ctx: ScaleContext): Promise<ScaleResult> {
   }
   const rssAtStart = rssMiB().rss
   const rows: ScaleRow[] = []
-  const measure = async (g: ScaleGateway, which: 'jwt' | 'session', headers: Array<Record<string, string>>, cache: string, fill: boolean) => {
-    let filled: ScaleRow['fill']
-    if (fill) {
+  const measure = async (g: ScaleGateway, which: 'jwt' | 'session', headers: Array<Record<string, string>>, cache: string, fill: boolean | NonNullable<ScaleRow['fill']>) => {
+    let filled: ScaleRow['fill'] = typeof fill === 'object' ? fill : undefined
+    if (fill === true) {
       const f = await ctx.runJob({ kind: 'sweep', origin: g.origin, path: ctx.path, headers, connections: ctx.connections, warmupSeconds: 0, seconds: 0, pids: { gateway: g.pid } })
       filled = { seconds: f.wallSeconds, rps: f.rps, gatewayCpuUsPerRequest: cpuUs(f, ctx.clkTck) }
     }
@@ -155,29 +161,67 @@ export async function runScale(ctx: ScaleContext): Promise<ScaleResult> {
   let shrunk: string | undefined
   let largest = 0
   for (const asked of ctx.sizes) {
-    let n = asked
     if (asked === max && rows.length > 0) {
-      // First sight of a credential (signature check; store lookup + minting) is the slow part:
-      // predict the fill of the largest size from the previous size's fill rate.
-      const perCred = (which: 'jwt' | 'session') => {
-        const r = [...rows].reverse().find((x) => x.credentials === which && x.fill && x.distinct > 1)
-        return r?.fill ? r.fill.seconds / r.distinct : 0
-      }
-      const fixed = 2 * (ctx.seconds + 3) + 2 * (ctx.seconds + 2) + 10
-      const left = ctx.budgetSeconds - (Date.now() - started) / 1000 - fixed
-      const per = perCred('jwt') + perCred('session')
-      if (per > 0 && asked * per > left) {
-        n = Math.floor(left / per / 1000) * 1000
-        shrunk = `${asked.toLocaleString('en-US')} distinct credentials would take ≈ ${Math.round(asked * per)} s to fill at the measured first-sight rate (${(perCred('session') * 1e3).toFixed(2)} ms per session, ${(perCred('jwt') * 1e3).toFixed(2)} ms per JWT, wall time); ${Math.max(0, Math.round(left))} s were left of the run's time budget`
-        ctx.log(`scale: ${shrunk}`)
-        // Nothing larger than what was already measured fits: stop here.
-        if (n <= largest) break
-        shrunk += `, so ${n.toLocaleString('en-US')} were used`
-      }
+      largest = await fillLargest(asked)
+      if (largest < asked) shrunk = `${asked.toLocaleString('en-US')} distinct credentials did not fit the run's time budget at the measured first-sight rate, so ${largest.toLocaleString('en-US')} were used`
+      continue
     }
-    largest = n
-    await fillMeasured('jwt', creds.jwt.slice(0, n), `${max.toLocaleString('en-US')} entries`)
-    await fillMeasured('session', creds.cookie.slice(0, n), `${max.toLocaleString('en-US')} entries`)
+    largest = asked
+    await fillMeasured('jwt', creds.jwt.slice(0, asked), `${Math.ceil(max * 1.05).toLocaleString('en-US')} entries`)
+    await fillMeasured('session', creds.cookie.slice(0, asked), `${Math.ceil(max * 1.05).toLocaleString('en-US')} entries`)
+  }
+
+  // The largest size is filled in steps of a tenth, JWTs then sessions, each step timed: the
+  // next step is taken only while it (at the last step's rate) and the measurements after it
+  // still fit the time budget. The first step's rate is predicted from the previous size's
+  // fill, which overstates it (a warming JIT).
+  async function fillLargest(n: number): Promise<number> {
+    const step = Math.max(1000, Math.ceil(n / 10 / 1000) * 1000)
+    const fixed = 2 * (ctx.seconds + 3) + 2 * (ctx.seconds + 2) + 10
+    const perCred = (which: 'jwt' | 'session') => {
+      const r = [...rows].reverse().find((x) => x.credentials === which && x.fill && x.distinct > 1)
+      return r?.fill ? r.fill.seconds / r.distinct : 0
+    }
+    let stepSeconds = step * (perCred('jwt') + perCred('session'))
+    const sums = { jwt: { seconds: 0, cpuUs: 0, requests: 0, heap: 0, added: 0 }, session: { seconds: 0, cpuUs: 0, requests: 0, heap: 0, added: 0 } }
+    let filled = 0
+    const sweep = async (which: 'jwt' | 'session', headers: Array<Record<string, string>>) => {
+      const m0 = await counts(which, gw)
+      const h0 = await heap()
+      const f = await ctx.runJob({ kind: 'sweep', origin: gw.origin, path: ctx.path, headers, connections: ctx.connections, warmupSeconds: 0, seconds: 0, pids: { gateway: gw.pid } })
+      const h1 = await heap()
+      const sum = sums[which]
+      sum.seconds += f.wallSeconds
+      sum.cpuUs += ((f.cpuTicks.gateway ?? NaN) / ctx.clkTck) * 1e6
+      sum.requests += f.requests
+      sum.heap += h1.heapUsed - h0.heapUsed
+      sum.added += (await counts(which, gw)).misses - m0.misses
+      return f.wallSeconds
+    }
+    while (filled < n) {
+      const left = ctx.budgetSeconds - (Date.now() - started) / 1000 - fixed
+      if (stepSeconds > left) {
+        ctx.log(`scale: the next ${step.toLocaleString('en-US')} credentials would take ≈ ${Math.round(stepSeconds)} s; ${Math.max(0, Math.round(left))} s left: stopping at ${filled.toLocaleString('en-US')}`)
+        break
+      }
+      const next = Math.min(n, filled + step)
+      const t = (await sweep('jwt', creds.jwt.slice(filled, next))) + (await sweep('session', creds.cookie.slice(filled, next)))
+      stepSeconds = t * (step / (next - filled))
+      filled = next
+      ctx.log(`scale: ${filled.toLocaleString('en-US')} JWTs and sessions filled (last step ${t.toFixed(1)} s)`)
+    }
+    if (filled === 0) return largest
+    for (const which of ['jwt', 'session'] as const) {
+      const sum = sums[which]
+      if (sum.added >= 1000) {
+        const r = { delta: sum.heap, added: sum.added }
+        if (which === 'jwt') jwtHeap = r
+        else sessionHeap = r
+      }
+      const fill = { seconds: sum.seconds, rps: sum.requests / sum.seconds, gatewayCpuUsPerRequest: sum.cpuUs / sum.requests }
+      await measure(gw, which, (which === 'jwt' ? creds.jwt : creds.cookie).slice(0, filled), `${Math.ceil(max * 1.05).toLocaleString('en-US')} entries`, fill)
+    }
+    return filled
   }
   const rss = rssMiB()
   const finalHeap = await heap()
@@ -239,14 +283,17 @@ async function makeCredentials(ctx: ScaleContext, n: number): Promise<{ cookie: 
   const client = new pg.Client({ connectionString: ctx.databaseUrl })
   await client.connect()
   try {
-    // Sessions: spread over the users that signed up, valid for a day, just updated (no extension write).
+    // Sessions: spread over the users that signed up, as better-auth creates them at sign-in:
+    // expiring after its expiresIn (SESSION_EXPIRES_IN_SECONDS, default 7 days), so no
+    // extension is due for a day (SESSION_UPDATE_AGE_SECONDS). With a 1-day expiry each first
+    // sight also paid an extension through better-auth (getSession, a write, a Set-Cookie).
     const { rows } = await client.query<{ token: string }>(
       `WITH u AS (SELECT id, row_number() OVER (ORDER BY id) - 1 AS k, count(*) OVER () AS n FROM "user")
        INSERT INTO "session" (id, token, "userId", "expiresAt", "createdAt", "updatedAt")
-       SELECT 'bench-scale-' || g, md5(random()::text || g) || md5(g::text || random()::text), u.id, now() + interval '1 day', now(), now()
+       SELECT 'bench-scale-' || g, md5(random()::text || g) || md5(g::text || random()::text), u.id, now() + make_interval(secs => $2::int), now(), now()
        FROM generate_series(1, $1::int) g JOIN u ON u.k = g % u.n
        RETURNING token`,
-      [n],
+      [n, SESSION_EXPIRES_IN_SECONDS],
     )
     const cookieName = ctx.sampleCookie.slice(0, ctx.sampleCookie.indexOf('='))
     const cookie = rows.map(({ token }) => {
@@ -266,9 +313,10 @@ async function makeCredentials(ctx: ScaleContext, n: number): Promise<{ cookie: 
     const iat = Math.floor(Date.now() / 1000)
     const jwt: Array<Record<string, string>> = []
     for (let i = 0; i < n; i++) {
-      const u = users[i % users.length] as { id: string; email: string; name: string }
+      // The session row 'bench-scale-<i+1>' and its user: a bearer JWT whose session is gone is refused.
+      const u = users[(i + 1) % users.length] as { id: string; email: string; name: string }
       // A distinct token per i: `jti` differs, so each is a new verify-once entry.
-      const token = await new SignJWT({ email: u.email, name: u.name, sid: `bench-scale-${i}` })
+      const token = await new SignJWT({ email: u.email, name: u.name, sid: `bench-scale-${i + 1}` })
         .setProtectedHeader({ alg, kid: key.id, typ: 'JWT' })
         .setIssuer(sample.iss as string)
         .setAudience(sample.aud as string | string[])

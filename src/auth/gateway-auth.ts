@@ -133,7 +133,10 @@ export function createGatewayAuth(
 
 /** better-auth's hooks, filled in: a new signing key, a deleted session (sign-out, revocation, clean-up). */
 export function connectAuthHooks(hooks: AuthHooks, parts: GatewayAuth, metrics: Metrics, logger: Logger): void {
-  hooks.onSigningKeyCreated = () => parts.jwks.keyCreated()
+  hooks.onSigningKeyCreated = () => {
+    parts.jwks.keyCreated()
+    parts.minter.keyCreated()
+  }
   hooks.onSessionDeleted = (s) => {
     parts.sessions.evictToken(s.token)
     parts.freshSignIns.sessionEnded(s.token)

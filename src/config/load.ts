@@ -68,6 +68,8 @@ export type Config = {
   demoApp: boolean
   logLevel: string
   logSync: boolean
+  /** Keep every denial's and 5xx's trace whatever the sampler said (read by the tracing bootstrap from TRACE_DENIALS; validated here). */
+  traceDenials: boolean
   /** Single sign-on providers (empty: no SSO). */
   oidc: readonly OidcProviderConfig[]
 }
@@ -312,6 +314,7 @@ export function loadConfig(env: Env, opts: LoadOptions = {}): Readonly<Config> {
     demoApp: bool('DEMO_APP', !production),
     logLevel,
     logSync: bool('LOG_SYNC', false),
+    traceDenials: bool('TRACE_DENIALS', true),
     oidc: parseOidcProviders(env, problems, production),
   }
   const { expiresInSeconds, updateAgeSeconds, cacheTtlSeconds } = config.session

@@ -78,6 +78,7 @@ export const settings: readonly Setting[] = [
   { name: 'PROBE_URL', default: '`BETTER_AUTH_URL`', description: 'Base URL the probe calls: the public address as this replica reaches it, so it crosses the load balancer as a user does; a `BETTER_AUTH_JWKS_URL` under `BETTER_AUTH_URL` is fetched through it too. No trailing slash.' },
   { name: 'PROBE_PATH', default: '`/api/me`', description: 'Protected path the probe calls with its cookie and with its JWT; must answer 2xx to a signed-in user. Under `/api/`, not under `/api/auth/`.' },
   { name: 'PROBE_STEP_TIMEOUT_MS', default: '`5000`', description: 'Time each probe step may take before it fails with reason `timeout`.' },
+  { name: 'TRACE_DENIALS', default: '`on`', description: "With tracing on: keep the trace of every 401, 403 and 5xx whatever the sampler decided (its access line and exemplars name it; [ADR 0040](adr/0040-trace-every-denial.md)). Costs the recording of every request the sampler drops (spans built, then discarded when the request is allowed). `off`: the sampler alone decides, a dropped request is not recorded, and a denial is traced only when sampled. Read by the tracing bootstrap; no effect without tracing." },
   { name: 'LOG_LEVEL', default: '`info`', description: 'pino log level.' },
   { name: 'LOG_SYNC', default: '`false`', description: '`true` writes every log line to stdout before the request completes. Default: 4 KiB batches, written at least every 250 ms and flushed at exit (SIGKILL can lose the last batch).' },
 ]

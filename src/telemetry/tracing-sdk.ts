@@ -38,6 +38,8 @@ export type TracingOptions = {
   /** Default: OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG (parentbased_always_on when unset). */
   sampler?: Sampler
   env?: NodeJS.ProcessEnv
+  /** Keep every 401, 403 and 5xx trace whatever the sampler said; default: TRACE_DENIALS (on). */
+  traceDenials?: boolean
 }
 
 export type TracingHandle = {
@@ -74,12 +76,14 @@ export async function startTracing(opts: TracingOptions = {}): Promise<TracingHa
   const serviceNamed = env.OTEL_SERVICE_NAME !== undefined || /(^|,)\s*service\.name=/.test(env.OTEL_RESOURCE_ATTRIBUTES ?? '')
 
   // The configured sampler decides; what it drops is still recorded and
-  // exported when the request turns out a denial or a 5xx (outcome-sampling.ts).
+  // exported when the request turns out a denial or a 5xx (outcome-sampling.ts),
+  // unless TRACE_DENIALS=off: then what it drops is not even recorded.
   const configured = opts.sampler ?? samplerFromEnv(env)
+  const keepDenials = configured !== undefined && (opts.traceDenials ?? traceDenialsFromEnv(env))
   const sdk = new NodeSDK({
     serviceName: serviceNamed ? undefined : DEFAULT_SERVICE_NAME,
-    sampler: configured === undefined ? undefined : new RecordUnsampledSampler(configured),
-    spanProcessors: [configured === undefined ? processor : new OutcomeSpanProcessor(processor)],
+    sampler: configured === undefined ? undefined : keepDenials ? new RecordUnsampledSampler(configured) : configured,
+    spanProcessors: [keepDenials ? new OutcomeSpanProcessor(processor) : processor],
     // Traces only: prom-client owns metrics, pino owns logs.
     metricReaders: [],
     logRecordProcessors: [],
@@ -96,6 +100,15 @@ export async function startTracing(opts: TracingOptions = {}): Promise<TracingHa
   setTracingRuntime({ fastifyPlugin: () => fastify.plugin(), handle })
   markTracingEnabled()
   return handle
+}
+
+/**
+ * TRACE_DENIALS as config/load.ts accepts it (on unless off, false, 0 or no).
+ * The bootstrap runs before the configuration is loaded; an invalid value is
+ * refused there, at startup, so here it may fall back to the default.
+ */
+export function traceDenialsFromEnv(env: NodeJS.ProcessEnv): boolean {
+  return !['0', 'false', 'off', 'no'].includes((env.TRACE_DENIALS ?? '').trim().toLowerCase())
 }
 
 /**
