@@ -1,5 +1,6 @@
 // Start a real gateway (own database, real sockets) in front of a real
 // upstream for a test, with its log lines captured as parsed JSON records.
+import { createHmac } from 'node:crypto'
 import { Writable } from 'node:stream'
 import type { AddressInfo } from 'node:net'
 import pino from 'pino'
@@ -13,6 +14,12 @@ import { loggerOptions } from '../../src/telemetry/logging.ts'
 import { freshDatabaseUrl } from './database.ts'
 
 export const TEST_SECRET = 'test-secret-Jk3s9Qw7Zx2Lp5Vb8Nm1Rt4Yh6Gf0Dc-authgw'
+
+/** A session cookie signed as better-call signs one (HMAC-SHA256 of the token, base64) for a token of the caller's choosing. */
+export function signedSessionCookie(token: string, opts: { name?: string; secret?: string } = {}): string {
+  const signature = createHmac('sha256', opts.secret ?? TEST_SECRET).update(token).digest('base64')
+  return `${opts.name ?? 'better-auth.session_token'}=${encodeURIComponent(`${token}.${signature}`)}`
+}
 
 export type LogRecord = Record<string, unknown> & { msg?: string; level?: number }
 

@@ -22,7 +22,7 @@ import { AUTH_ROUTES } from '../../src/auth/mount.ts'
 import { RequestErrorReason } from '../../src/reasons.ts'
 import { UnauthorizedReason, UnavailableReason, valuesOf } from '../../src/reasons.ts'
 import { Client, PASSWORD, uniqueEmail } from '../helpers/client.ts'
-import { TEST_SECRET, startTestGateway } from '../helpers/gateway.ts'
+import { signedSessionCookie, startTestGateway } from '../helpers/gateway.ts'
 import { added, delta, scrape } from '../helpers/metrics.ts'
 import { recordingUpstream } from '../faults/support.ts'
 
@@ -93,8 +93,7 @@ const CREDENTIALS: Record<string, (r: Rng, k: Known) => Record<string, string>> 
   cookie_wrong_signature: (r, k) => ({ cookie: `${k.cookieName}=${r.str(32, ALNUM)}.${r.str(43, ALNUM)}=` }),
   cookie_signed_unknown_session: (r, k) => {
     const token = r.str(32, ALNUM)
-    const sig = createHmac('sha256', TEST_SECRET).update(token).digest('base64')
-    return { cookie: `${k.cookieName}=${encodeURIComponent(`${token}.${sig}`)}` }
+    return { cookie: signedSessionCookie(token, { name: k.cookieName }) }
   },
   cookie_tampered: (r, k) => {
     const v = decodeURIComponent(k.validCookie)

@@ -3,7 +3,7 @@
 // protected route (source="gateway": the gateway's own 401) and
 // /api/auth/token (source="auth": better-auth's 401, classified by the
 // gateway). Each case diffs the whole scrape: only its own series may move.
-import { createHmac, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import pg from 'pg'
 import t from 'tap'
 import type { Test } from 'tap'
@@ -11,7 +11,7 @@ import { SessionReason, valuesOf } from '../../src/reasons.ts'
 import type { SessionReason as SessionReasonT } from '../../src/reasons.ts'
 import { Client, PASSWORD, uniqueEmail } from '../helpers/client.ts'
 import type { Res } from '../helpers/client.ts'
-import { TEST_SECRET, startTestGateway } from '../helpers/gateway.ts'
+import { signedSessionCookie, startTestGateway } from '../helpers/gateway.ts'
 import type { TestGateway } from '../helpers/gateway.ts'
 import { delta, parseKey, scrape, seriesKey, unexpectedMovements } from '../helpers/metrics.ts'
 import { eventually } from '../faults/support.ts'
@@ -168,8 +168,7 @@ t.test('every session reason, on a protected route and on /api/auth/token', asyn
       how: 'a correctly signed cookie over a token that never existed',
       prepare: async () => {
         const token = randomBytes(24).toString('base64url')
-        const signature = createHmac('sha256', TEST_SECRET).update(token).digest('base64')
-        return { gw, headers: { cookie: `${COOKIE}=${encodeURIComponent(`${token}.${signature}`)}` } }
+        return { gw, headers: { cookie: signedSessionCookie(token, { name: COOKIE }) } }
       },
     },
     {

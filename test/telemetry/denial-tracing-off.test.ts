@@ -3,7 +3,7 @@
 // name no trace, and nothing is recorded; a request whose caller asked for
 // sampling (traceparent, sampled flag on) is still exported, so the exporter
 // is proven to work in the same process.
-import { createHmac, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import { InMemorySpanExporter, ParentBasedSampler, TraceIdRatioBasedSampler } from '@opentelemetry/sdk-trace-base'
 import { startTracing } from '../../src/telemetry/tracing-sdk.ts'
@@ -12,7 +12,7 @@ import { startTracing } from '../../src/telemetry/tracing-sdk.ts'
 const exporter = new InMemorySpanExporter()
 const handle = await startTracing({ exporter, sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(0) }), env: { TRACE_DENIALS: 'off' } })
 if (handle === undefined) throw new Error('tracing did not start')
-const { TEST_SECRET, startTestGateway } = await import('../helpers/gateway.ts')
+const { signedSessionCookie, startTestGateway } = await import('../helpers/gateway.ts')
 const { Client, PASSWORD, uniqueEmail } = await import('../helpers/client.ts')
 
 const N = 50
@@ -29,7 +29,7 @@ t.test('with TRACE_DENIALS=off an unsampled denial exports nothing and names no 
   for (let i = 0; i < N; i++) {
     // A correctly signed cookie over a token that never existed: session_not_found after a database lookup.
     const token = randomBytes(24).toString('base64url')
-    const cookie = `better-auth.session_token=${encodeURIComponent(`${token}.${createHmac('sha256', TEST_SECRET).update(token).digest('base64')}`)}`
+    const cookie = signedSessionCookie(token)
     const no = await new Client(gw.url).get('/api/me', { headers: { 'user-agent': 'curl/8.5.0', cookie } })
     t.equal(no.status, 401)
     denied.push(no.headers.get('x-request-id') as string)
