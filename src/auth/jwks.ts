@@ -169,14 +169,14 @@ export class JwksStore {
       if (known !== undefined) return known
       if (this.#lastRefreshFailed) throw new JwksUnavailableError(new Error('latest JWKS refresh failed'))
       if (!(await this.#storeHolds(kid))) return undefined
-      try {
-        await this.refresh()
-      } catch (err) {
-        throw err instanceof JwksUnavailableError ? err : new JwksUnavailableError(err)
-      }
-      return this.#keys.get(kid)
+      return this.#refreshedKey(kid)
     }
     this.#lastUnknownKidRefresh = now
+    return this.#refreshedKey(kid)
+  }
+
+  /** Refresh, then the key for `kid`; a failed refresh is JwksUnavailableError (a 503). */
+  async #refreshedKey(kid: string): Promise<VerifyKey | undefined> {
     try {
       await this.refresh()
     } catch (err) {
